@@ -1,0 +1,1 @@
+"""Outcome analysis that respects the trial design (clusters, strata, purposive units)."""

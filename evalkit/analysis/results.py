@@ -1,0 +1,101 @@
+"""One tidy result shape shared by every estimator (estimatr-style columns)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pandas as pd
+from scipy import stats
+
+RESULT_COLUMNS = [
+    "arm", "versus", "estimate", "se", "df", "statistic", "p_value", "ci_low", "ci_high",
+]
+
+
+@dataclass
+class Contrast:
+    """One arm-versus-reference comparison; `df` is None when the reference law is normal."""
+
+    arm: str
+    versus: str
+    estimate: float
+    se: float
+    df: float | None
+    statistic: float
+    p_value: float
+    ci_low: float
+    ci_high: float
+    randomised: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def make_contrast(
+    arm: str,
+    versus: str,
+    estimate: float,
+    se: float,
+    df: float | None,
+    alpha: float = 0.05,
+    randomised: bool = True,
+) -> Contrast:
+    """Build a contrast with a two-sided Wald test and CI from a t (df given) or normal law."""
+    statistic = estimate / se if se > 0 else math.nan
+    if df is None or not math.isfinite(df):
+        law = stats.norm
+        p_value = float(2 * law.sf(abs(statistic)))
+        crit = float(law.ppf(1 - alpha / 2))
+        df = None
+    else:
+        p_value = float(2 * stats.t.sf(abs(statistic), df))
+        crit = float(stats.t.ppf(1 - alpha / 2, df))
+    return Contrast(
+        arm=arm, versus=versus, estimate=float(estimate), se=float(se),
+        df=None if df is None else float(df), statistic=float(statistic), p_value=p_value,
+        ci_low=float(estimate - crit * se), ci_high=float(estimate + crit * se),
+        randomised=randomised,
+    )
+
+
+@dataclass
+class ModelResult:
+    """What every estimator returns: contrasts plus counts and diagnostics."""
+
+    model: str
+    outcome: str
+    n_obs: int
+    n_clusters: int
+    contrasts: list[Contrast]
+    joint_test: dict[str, Any] | None = None
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+    icc: float | None = None
+
+    def to_frame(self) -> pd.DataFrame:
+        """Contrasts as a tidy data frame with the standard columns first."""
+        rows = []
+        for contrast in self.contrasts:
+            row = {k: v for k, v in asdict(contrast).items() if k != "extra"}
+            row.update(contrast.extra)
+            row.update(model=self.model, outcome=self.outcome, n_obs=self.n_obs,
+                       n_clusters=self.n_clusters)
+            rows.append(row)
+        frame = pd.DataFrame(rows)
+        ordered = RESULT_COLUMNS + [c for c in frame.columns if c not in RESULT_COLUMNS]
+        return frame.reindex(columns=ordered)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary in the shape `evalkit analyse --json` writes."""
+        return {
+            "model": self.model,
+            "outcome": self.outcome,
+            "n_obs": self.n_obs,
+            "n_clusters": self.n_clusters,
+            "icc": self.icc,
+            "contrasts": [
+                {**{k: v for k, v in asdict(c).items() if k != "extra"}, **c.extra}
+                for c in self.contrasts
+            ],
+            "joint_test": self.joint_test,
+            "diagnostics": self.diagnostics,
+        }
