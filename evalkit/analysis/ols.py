@@ -1,0 +1,125 @@
+"""OLS of an outcome on arm (+ strata + covariates) with cluster-robust CR2 or CR1S errors.
+
+Matches R: `lm(y ~ arm + strata + covariates)` with clubSandwich `vcovCR(type = "CR2")`,
+`coef_test(test = "Satterthwaite")` and `Wald_test(test = "HTZ")` (Bell & McCaffrey 2002;
+Pustejovsky & Tipton 2018), or `vcovCR(type = "CR1S")` with G - 1 df.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from evalkit.analysis import cluster_robust as cr
+from evalkit.analysis.design import AnalysisData, AnalysisInputError, build_design
+from evalkit.analysis.results import ModelResult, make_contrast
+
+
+@dataclass
+class LeastSquaresFit:
+    """Coefficients, residuals and the (full-rank) design they came from."""
+
+    X: np.ndarray
+    columns: list[str]
+    beta: np.ndarray
+    residuals: np.ndarray
+    bread: np.ndarray
+    aliased: list[str]
+
+
+def independent_columns(X: np.ndarray, tol: float = 1e-7) -> np.ndarray:
+    """Mask of columns kept when later columns that are linear in earlier ones are dropped.
+
+    Mirrors R's `lm`, which reports such (aliased) coefficients as NA.
+    """
+    keep = np.zeros(X.shape[1], dtype=bool)
+    basis = np.empty((X.shape[0], 0))
+    for j in range(X.shape[1]):
+        column = X[:, j]
+        remainder = column - basis @ (basis.T @ column)
+        norm = np.linalg.norm(remainder)
+        if norm > tol * max(np.linalg.norm(column), 1.0):
+            keep[j] = True
+            basis = np.column_stack([basis, remainder / norm])
+    return keep
+
+
+def least_squares(X: np.ndarray, y: np.ndarray, columns: Sequence[str]) -> LeastSquaresFit:
+    """OLS on the independent columns of X, recording the names of aliased ones."""
+    keep = independent_columns(X)
+    X_used = X[:, keep]
+    bread = cr.bread_matrix(X_used)
+    beta = bread @ (X_used.T @ y)
+    return LeastSquaresFit(
+        X=X_used, columns=[c for c, k in zip(columns, keep, strict=True) if k], beta=beta,
+        residuals=y - X_used @ beta, bread=bread,
+        aliased=[c for c, k in zip(columns, keep, strict=True) if not k],
+    )
+
+
+def _arm_positions(data: AnalysisData, fit: LeastSquaresFit) -> dict[str, int]:
+    """Column of each arm dummy in the fitted design; an aliased arm is an input error."""
+    positions = {}
+    for arm in data.arms:
+        name = data.columns[data.arm_index[arm]]
+        if name not in fit.columns:
+            raise AnalysisInputError(f"arm {arm!r} is collinear with strata/covariates")
+        positions[arm] = fit.columns.index(name)
+    return positions
+
+
+def fit_ols_cr(
+    df: pd.DataFrame,
+    outcome: str,
+    arm_col: str,
+    cluster_col: str,
+    strata_col: str | None = None,
+    covariates: Sequence[str] = (),
+    control: str = "Control",
+    vcov: Literal["CR2", "CR1"] = "CR2",
+    alpha: float = 0.05,
+    non_randomised_arms: Sequence[str] = (),
+) -> ModelResult:
+    """Arm effects vs control from OLS with CR2 (Satterthwaite df, HTZ) or CR1S (G-1 df)."""
+    if vcov not in ("CR2", "CR1"):
+        raise AnalysisInputError(f"vcov must be 'CR2' or 'CR1', not {vcov!r}")
+    data = build_design(df, outcome, arm_col, cluster_col, strata_col, covariates, control)
+    if data.n_clusters < 2:
+        raise AnalysisInputError("cluster-robust errors need at least two clusters")
+    fit = least_squares(data.X, data.y, data.columns)
+    positions = _arm_positions(data, fit)
+    constraints = np.eye(len(fit.columns))[list(positions.values())]
+
+    if vcov == "CR2":
+        pieces = cr.cr2_pieces(fit.X, fit.residuals, data.cluster, fit.bread)
+        covariance = cr.sandwich(pieces)
+        dfs = {arm: cr.satterthwaite_df(pieces, row)
+               for arm, row in zip(positions, constraints, strict=True)}
+        joint = cr.htz_test(pieces, fit.beta, covariance, constraints)
+    else:
+        covariance = cr.cr1s_vcov(fit.X, fit.residuals, data.cluster)
+        dfs = {arm: float(data.n_clusters - 1) for arm in positions}
+        joint = cr.naive_f_test(fit.beta, covariance, constraints, data.n_clusters)
+    joint["hypothesis"] = "all arm effects vs control are zero"
+
+    non_randomised = set(map(str, non_randomised_arms))
+    contrasts = [
+        make_contrast(arm, control, fit.beta[pos], float(np.sqrt(covariance[pos, pos])),
+                      dfs[arm], alpha=alpha, randomised=arm not in non_randomised)
+        for arm, pos in positions.items()
+    ]
+    return ModelResult(
+        model=vcov.lower(), outcome=outcome, n_obs=data.n_obs, n_clusters=data.n_clusters,
+        contrasts=contrasts, joint_test=joint,
+        diagnostics={
+            "n_dropped": data.n_dropped,
+            "vcov": "CR2 (Bell-McCaffrey)" if vcov == "CR2" else "CR1S",
+            "df_method": "Satterthwaite (Pustejovsky-Tipton)" if vcov == "CR2" else "G - 1",
+            "aliased_columns": fit.aliased,
+            "coefficients": dict(zip(fit.columns, map(float, fit.beta), strict=True)),
+        },
+    )
