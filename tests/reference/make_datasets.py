@@ -75,10 +75,10 @@ def allocate(rng, pdus_per_region, ea_regions=None, ea_per_region=0, three_arm_r
     return out
 
 
-def simulate(rng, alloc, sizes, sd_u=0.33, miss=False):
+def simulate(rng, alloc, sizes, sd_u=0.22, miss=False):
     rows = []
     region_names = sorted({r for r, _ in alloc})
-    region_eff = dict(zip(region_names, rng.normal(0, 0.15, len(region_names)), strict=True))
+    region_eff = dict(zip(region_names, rng.normal(0, 0.10, len(region_names)), strict=True))
     sid = 0
     for j, ((region, arm), m) in enumerate(zip(alloc, sizes, strict=True)):
         pdu = f"P{j + 1:03d}"
@@ -189,7 +189,7 @@ def make_unequal():
     sizes = np.round(np.exp(rng.uniform(np.log(3), np.log(600), len(alloc)))).astype(int)
     sizes[0], sizes[-1] = 3, 600  # make sure the extremes are present
     sizes[len(sizes) // 2] = 4
-    return simulate(rng, alloc, sizes, sd_u=0.35)
+    return simulate(rng, alloc, sizes, sd_u=0.25)
 
 
 DATASETS = {
