@@ -167,3 +167,12 @@ def test_blockwise_cr2_equals_dense_formula():
 def test_unknown_vcov_type_is_rejected():
     with pytest.raises(AnalysisInputError):
         fit(load("few_clusters"), vcov="CR3")
+
+
+def test_collinear_covariate_is_dropped_like_r_and_reported():
+    frame = load("few_clusters").assign(x1_twice=lambda d: 2 * d["x1"])
+    base = fit_ols_cr(frame, "y", "arm", "pdu", "region", ["x1"])
+    both = fit_ols_cr(frame, "y", "arm", "pdu", "region", ["x1", "x1_twice"])
+    assert both.diagnostics["aliased_columns"] == ["x1_twice"]
+    assert both.contrasts[0].se == pytest.approx(base.contrasts[0].se, rel=1e-10)
+    assert both.contrasts[0].df == pytest.approx(base.contrasts[0].df, rel=1e-10)

@@ -34,18 +34,18 @@ class LeastSquaresFit:
 def independent_columns(X: np.ndarray, tol: float = 1e-7) -> np.ndarray:
     """Mask of columns kept when later columns that are linear in earlier ones are dropped.
 
-    Mirrors R's `lm`, which reports such (aliased) coefficients as NA.
+    Mirrors R's `lm`, which reports such (aliased) coefficients as NA: in an unpivoted QR,
+    |R_jj| is the part of column j not explained by the columns before it.
     """
-    keep = np.zeros(X.shape[1], dtype=bool)
-    basis = np.empty((X.shape[0], 0))
-    for j in range(X.shape[1]):
-        column = X[:, j]
-        remainder = column - basis @ (basis.T @ column)
-        norm = np.linalg.norm(remainder)
-        if norm > tol * max(np.linalg.norm(column), 1.0):
-            keep[j] = True
-            basis = np.column_stack([basis, remainder / norm])
-    return keep
+    keep = np.ones(X.shape[1], dtype=bool)
+    scale = np.maximum(np.linalg.norm(X, axis=0), 1.0)
+    while True:
+        kept = np.flatnonzero(keep)
+        r_diag = np.abs(np.diag(np.linalg.qr(X[:, kept], mode="r")))
+        aliased = np.flatnonzero(r_diag <= tol * scale[kept])
+        if aliased.size == 0:
+            return keep
+        keep[kept[aliased[0]]] = False
 
 
 def least_squares(X: np.ndarray, y: np.ndarray, columns: Sequence[str]) -> LeastSquaresFit:
