@@ -37,7 +37,9 @@ class ArmEstimate:
     warnings: list[str] = field(default_factory=list)
 
 
-def _cr2_difference(y: np.ndarray, treated: np.ndarray, cluster: np.ndarray):
+def _cr2_difference(
+    y: np.ndarray, treated: np.ndarray, cluster: np.ndarray
+) -> tuple[float, float, float]:
     """Difference in means with its CR2 SE and Satterthwaite df (estimatr's clustered path)."""
     X = np.column_stack([np.ones_like(y), treated.astype(float)])
     _, codes = np.unique(cluster, return_inverse=True)
@@ -48,7 +50,9 @@ def _cr2_difference(y: np.ndarray, treated: np.ndarray, cluster: np.ndarray):
     return float(beta[1]), se, cr.satterthwaite_df(pieces, np.array([0.0, 1.0]))
 
 
-def _single_cluster_warnings(block: str | None, arm_clusters: pd.Series, pair_matched: bool):
+def _single_cluster_warnings(
+    block: str | None, arm_clusters: pd.Series, pair_matched: bool
+) -> list[str]:
     """Messages for arms represented by one cluster only, saying what estimatr then does."""
     where = "the data" if block is None else f"block {block!r}"
     messages = []
@@ -123,7 +127,9 @@ def _unblocked_estimate(frame: pd.DataFrame, arm: str) -> ArmEstimate:
                        int(frame["cluster"].nunique()), None, warnings)
 
 
-def _complete_rows(df, outcome, arm_col, cluster_col, strata_col) -> tuple[pd.DataFrame, int]:
+def _complete_rows(
+    df: pd.DataFrame, outcome: str, arm_col: str, cluster_col: str, strata_col: str | None
+) -> tuple[pd.DataFrame, int]:
     """Rows with outcome, arm, cluster (and block) present, renamed to y/arm/cluster/block."""
     names = {outcome: "y", arm_col: "arm", cluster_col: "cluster"}
     if strata_col:
