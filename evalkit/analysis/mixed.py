@@ -1,0 +1,435 @@
+"""Linear mixed model with a random intercept per cluster, REML, and Satterthwaite df.
+
+Matches R: `lmerTest::lmer(y ~ arm + strata + covariates + (1 | cluster), REML = TRUE)` with
+`summary(fit, ddf = "Satterthwaite")` and, for the joint test of the arms, lmerTest's
+multi-df `contestMD`. Method (Kuznetsova, Brockhoff & Christensen 2017, J. Stat. Softw. 82(13);
+lmerTest 3.x sources): with variance parameters phi = (theta, sigma), theta = tau / sigma the
+relative standard deviation of the cluster intercepts (lme4's parametrisation),
+
+    A = 2 H^+,  H = Hessian of the REML deviance in phi (Moore-Penrose inverse),
+    df(c) = 2 (c' V c)^2 / (g' A g),  g_k = c' (dV / dphi_k) c,  V = Var(beta-hat)(phi),
+
+with H and dV / dphi by Richardson-extrapolated central differences (lmerTest uses numDeriv).
+
+The fit itself is statsmodels `MixedLM(reml=True)`, guarded: several optimisers are tried,
+fits with a non-finite log-likelihood or a negative / non-finite variance are rejected, and the
+survivors must agree; the best is then polished by a one-dimensional minimisation of the
+profiled REML deviance in theta (as lme4 optimises it), computed in closed form per cluster
+because (sigma2 I + tau2 J)^{-1} = (I - c J) / sigma2 with c = tau2 / (sigma2 + n tau2).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, stats
+
+from evalkit.analysis.design import AnalysisInputError, build_design
+from evalkit.analysis.ols import independent_columns
+from evalkit.analysis.results import ModelResult, make_contrast
+
+OPTIMISERS = ("lbfgs", "bfgs", "powell")
+ZERO_TOL = math.sqrt(np.finfo(float).eps / 7e-7)   # numDeriv's zero.tol
+HESSIAN_STEP = 0.1             # numDeriv::hessian default d (relative first step)
+JACOBIAN_STEP = 1e-4           # numDeriv::jacobian default d
+SINGULAR_THETA = 1e-4          # lme4's isSingular() tolerance on theta
+LOGLIK_AGREEMENT = 1e-3        # optimisers must agree on the REML log-likelihood (absolute)
+COEF_AGREEMENT = 1e-3          # ... and on the coefficients (relative to their scale)
+
+
+class ModelFitError(RuntimeError):
+    """The mixed model could not be fitted reliably (no optimiser gave a sound answer)."""
+
+
+@dataclass
+class ClusterSums:
+    """Sufficient statistics for a random-intercept model: totals overall and per cluster."""
+
+    sizes: np.ndarray      # n_g
+    X_sums: np.ndarray     # G x p, column sums of X within each cluster
+    y_sums: np.ndarray     # G
+    XtX: np.ndarray
+    Xty: np.ndarray
+    yty: float
+
+    @property
+    def n(self) -> int:
+        return int(self.sizes.sum())
+
+    @property
+    def p(self) -> int:
+        return int(self.XtX.shape[0])
+
+
+def cluster_sums(y: np.ndarray, X: np.ndarray, cluster: np.ndarray) -> ClusterSums:
+    """Per-cluster sums and cross-products, computed once so each REML evaluation is O(G p^2)."""
+    n_clusters = int(cluster.max()) + 1
+    X_sums = np.zeros((n_clusters, X.shape[1]))
+    np.add.at(X_sums, cluster, X)
+    return ClusterSums(
+        sizes=np.bincount(cluster, minlength=n_clusters).astype(float), X_sums=X_sums,
+        y_sums=np.bincount(cluster, weights=y, minlength=n_clusters),
+        XtX=X.T @ X, Xty=X.T @ y, yty=float(y @ y),
+    )
+
+
+@dataclass
+class GlsPieces:
+    """GLS quantities at fixed variance parameters (theta, sigma2)."""
+
+    beta: np.ndarray
+    cov_beta: np.ndarray        # (X' V^-1 X)^-1
+    logdet_V: float
+    logdet_XtVinvX: float
+    rss_scaled: float           # r' (V / sigma2)^-1 r, the penalised RSS of lme4
+
+
+def gls_pieces(sums: ClusterSums, theta: float, sigma2: float) -> GlsPieces:
+    """GLS fit for V = sigma2 (I + theta^2 Z Z') using the closed-form per-cluster inverse."""
+    shrink = theta**2 / (1.0 + sums.sizes * theta**2)          # c_g, in units of sigma2
+    M = sums.XtX - (sums.X_sums * shrink[:, None]).T @ sums.X_sums
+    b = sums.Xty - sums.X_sums.T @ (shrink * sums.y_sums)
+    yy = sums.yty - float(shrink @ sums.y_sums**2)
+    M_inv = np.linalg.inv(M)
+    beta = M_inv @ b
+    _, logdet_M = np.linalg.slogdet(M)
+    return GlsPieces(
+        beta=beta, cov_beta=sigma2 * M_inv,
+        logdet_V=float(sums.n * math.log(sigma2) + np.log1p(sums.sizes * theta**2).sum()),
+        logdet_XtVinvX=float(logdet_M - sums.p * math.log(sigma2)),
+        rss_scaled=float(yy - b @ beta),
+    )
+
+
+def reml_deviance(sums: ClusterSums, theta: float, sigma: float) -> float:
+    """-2 REML log-likelihood at (theta, sigma): lmerTest's `devfun_vp` with REML = TRUE."""
+    sigma2 = sigma**2
+    pieces = gls_pieces(sums, theta, sigma2)
+    return (pieces.logdet_V + pieces.rss_scaled / sigma2 + pieces.logdet_XtVinvX
+            + (sums.n - sums.p) * math.log(2 * math.pi))
+
+
+def profiled_sigma2(sums: ClusterSums, theta: float) -> float:
+    """REML estimate of sigma2 given theta: penalised RSS / (n - p)."""
+    return gls_pieces(sums, theta, 1.0).rss_scaled / (sums.n - sums.p)
+
+
+def profiled_reml_deviance(sums: ClusterSums, theta: float) -> float:
+    """REML deviance with sigma profiled out, the one-dimensional criterion lme4 minimises."""
+    return reml_deviance(sums, theta, math.sqrt(profiled_sigma2(sums, theta)))
+
+
+# --- numerical derivatives (Richardson extrapolation, as numDeriv does) -------------------
+
+def _steps(x: np.ndarray, rel: float, zero_step: float = 1e-4) -> np.ndarray:
+    """numDeriv's initial steps: rel * |x|, or zero_step where x is (nearly) zero."""
+    return np.where(np.abs(x) > ZERO_TOL, rel * np.abs(x), zero_step)
+
+
+def _richardson(estimate: Callable[[float], np.ndarray], levels: int = 4) -> np.ndarray:
+    """Extrapolate a central-difference estimate D(h) (error ~ h^2) to h -> 0 by halving h."""
+    table = [estimate(0.5**k) for k in range(levels)]
+    for order in range(1, levels):
+        factor = 4.0**order
+        table = [(factor * table[k + 1] - table[k]) / (factor - 1) for k in range(len(table) - 1)]
+    return table[0]
+
+
+def numerical_hessian(f: Callable[[np.ndarray], float], x: np.ndarray) -> np.ndarray:
+    """Hessian of a scalar function by extrapolated central differences (numDeriv's steps)."""
+    x = np.asarray(x, float)
+    h0 = _steps(x, HESSIAN_STEP)
+    k = len(x)
+    f0 = f(x)
+
+    def at_scale(s: float) -> np.ndarray:
+        h = h0 * s
+        hess = np.empty((k, k))
+        for i in range(k):
+            ei = np.eye(k)[i] * h[i]
+            hess[i, i] = (f(x + ei) - 2 * f0 + f(x - ei)) / h[i] ** 2
+            for j in range(i):
+                ej = np.eye(k)[j] * h[j]
+                hess[i, j] = hess[j, i] = (
+                    f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej) + f(x - ei - ej)
+                ) / (4 * h[i] * h[j])
+        return hess
+
+    return _richardson(at_scale)
+
+
+def numerical_jacobian(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> list[np.ndarray]:
+    """Derivative of an array-valued function along each coordinate (central differences)."""
+    x = np.asarray(x, float)
+    h0 = _steps(x, JACOBIAN_STEP)
+    out = []
+    for i in range(len(x)):
+        unit = np.eye(len(x))[i]
+        out.append(_richardson(
+            lambda s, i=i, unit=unit: (f(x + unit * h0[i] * s) - f(x - unit * h0[i] * s))
+            / (2 * h0[i] * s)
+        ))
+    return out
+
+
+# --- fitting --------------------------------------------------------------------------------
+
+@dataclass
+class OptimiserRun:
+    """What one statsmodels optimiser returned (or why it failed)."""
+
+    method: str
+    loglik: float
+    converged: bool
+    tau2: float
+    sigma2: float
+    beta: np.ndarray
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def valid(self) -> bool:
+        return not self.problems
+
+
+def run_statsmodels(y: np.ndarray, X: np.ndarray, cluster: np.ndarray, method: str) -> OptimiserRun:
+    """Fit `MixedLM(reml=True)` with one optimiser and record what it reports."""
+    import statsmodels.api as sm
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            fit = sm.MixedLM(y, X, groups=cluster).fit(reml=True, method=method)
+        except (np.linalg.LinAlgError, ValueError, RuntimeError) as error:
+            nan = float("nan")
+            return OptimiserRun(method, nan, False, nan, nan, np.full(X.shape[1], nan),
+                                problems=[f"raised {type(error).__name__}: {error}"])
+    run = OptimiserRun(
+        method=method, loglik=float(fit.llf), converged=bool(fit.converged),
+        tau2=float(np.asarray(fit.cov_re).ravel()[0]), sigma2=float(fit.scale),
+        beta=np.asarray(fit.fe_params, float),
+    )
+    run.problems = check_run(run)
+    run.warnings = sorted({str(w.message) for w in caught})
+    return run
+
+
+def check_run(run: OptimiserRun) -> list[str]:
+    """Reasons to distrust an optimiser's answer (empty when it looks sound)."""
+    problems = []
+    if not math.isfinite(run.loglik):
+        problems.append(f"non-finite REML log-likelihood ({run.loglik})")
+    if not (math.isfinite(run.tau2) and run.tau2 >= 0):
+        problems.append(f"cluster variance {run.tau2} is negative or not finite")
+    if not (math.isfinite(run.sigma2) and run.sigma2 > 0):
+        problems.append(f"residual variance {run.sigma2} is not positive and finite")
+    if not np.all(np.isfinite(run.beta)):
+        problems.append("non-finite coefficients")
+    return problems
+
+
+def _agree(a: OptimiserRun, b: OptimiserRun) -> bool:
+    scale = np.maximum(1.0, np.abs(a.beta))
+    return (abs(a.loglik - b.loglik) < LOGLIK_AGREEMENT
+            and bool(np.all(np.abs(a.beta - b.beta) < COEF_AGREEMENT * scale)))
+
+
+def guarded_fit(y: np.ndarray, X: np.ndarray, cluster: np.ndarray,
+                optimisers: Sequence[str] = OPTIMISERS) -> tuple[OptimiserRun, list[OptimiserRun]]:
+    """Run optimisers until two sound fits agree; return the best and every run."""
+    runs: list[OptimiserRun] = []
+    for method in optimisers:
+        runs.append(run_statsmodels(y, X, cluster, method))
+        sound = [r for r in runs if r.valid]
+        if any(_agree(a, b) for i, a in enumerate(sound) for b in sound[i + 1:]):
+            return max(sound, key=lambda r: r.loglik), runs
+    summary = "; ".join(
+        f"{r.method}: loglik={r.loglik:.6g}, converged={r.converged}, "
+        f"problems={r.problems or 'none'}" for r in runs
+    )
+    if not any(r.valid for r in runs):
+        raise ModelFitError(f"no optimiser gave a sound mixed-model fit ({summary})")
+    raise ModelFitError(f"optimisers disagree on the mixed-model fit ({summary})")
+
+
+def polish_theta(sums: ClusterSums, start_theta: float) -> float:
+    """Minimise the profiled REML deviance in theta near the optimisers' answer (incl. 0)."""
+    upper = 2.0 * start_theta + 0.1
+    result = optimize.minimize_scalar(
+        lambda t: profiled_reml_deviance(sums, t), bounds=(0.0, upper), method="bounded",
+        options={"xatol": 1e-10, "maxiter": 500},
+    )
+    candidates = [0.0, start_theta, float(result.x)]
+    return min(candidates, key=lambda t: profiled_reml_deviance(sums, t))
+
+
+@dataclass
+class RandomInterceptFit:
+    """A polished REML random-intercept fit plus the pieces the df computation needs."""
+
+    sums: ClusterSums
+    theta: float
+    sigma: float
+    pieces: GlsPieces
+    deviance: float
+    runs: list[OptimiserRun]
+    chosen: OptimiserRun
+
+    @property
+    def tau2(self) -> float:
+        return (self.theta * self.sigma) ** 2
+
+    @property
+    def sigma2(self) -> float:
+        return self.sigma**2
+
+    @property
+    def icc(self) -> float:
+        return self.tau2 / (self.tau2 + self.sigma2)
+
+    @property
+    def singular(self) -> bool:
+        return self.theta < SINGULAR_THETA
+
+    def diagnostics(self) -> dict:
+        """Optimiser record and variance components for `ModelResult.diagnostics`."""
+        out = {
+            "optimiser": self.chosen.method,
+            "optimisers": {r.method: {"reml_loglik": r.loglik, "converged": r.converged,
+                                      "problems": r.problems, "warnings": r.warnings}
+                           for r in self.runs},
+            "reml_loglik": -self.deviance / 2,
+            "polish_loglik_gain": -self.deviance / 2 - self.chosen.loglik,
+            "sigma2_cluster": self.tau2, "sigma2_resid": self.sigma2, "theta": self.theta,
+            "singular": self.singular, "warnings": [],
+        }
+        if self.singular:
+            out["warnings"].append("boundary (singular) fit: cluster variance estimated as ~0")
+        return out
+
+
+def fit_random_intercept(y: np.ndarray, X: np.ndarray, cluster: np.ndarray) -> RandomInterceptFit:
+    """Guarded statsmodels REML fit, polished on the closed-form profiled REML deviance."""
+    sums = cluster_sums(y, X, cluster)
+    chosen, runs = guarded_fit(y, X, cluster)
+    theta = polish_theta(sums, math.sqrt(chosen.tau2 / chosen.sigma2))
+    sigma = math.sqrt(profiled_sigma2(sums, theta))
+    deviance = reml_deviance(sums, theta, sigma)
+    if -deviance / 2 < chosen.loglik - LOGLIK_AGREEMENT:
+        raise ModelFitError("REML deviance check failed: polishing made the fit worse")
+    return RandomInterceptFit(sums, theta, sigma, gls_pieces(sums, theta, sigma**2), deviance,
+                              runs, chosen)
+
+
+# --- Satterthwaite ---------------------------------------------------------------------------
+
+@dataclass
+class SatterthwaiteParts:
+    """A = asymptotic covariance of (theta, sigma); jacobian = dVar(beta)/d(theta, sigma)."""
+
+    vcov_varpar: np.ndarray
+    jacobian: list[np.ndarray]
+    hessian_eigenvalues: list[float]
+
+
+def satterthwaite_parts(fit: RandomInterceptFit, tol: float = 1e-8) -> SatterthwaiteParts:
+    """Hessian of the REML deviance and gradient of Var(beta), as lmerTest's `as_lmerModLT`."""
+    varpar = np.array([fit.theta, fit.sigma])
+    hessian = numerical_hessian(lambda v: reml_deviance(fit.sums, v[0], v[1]), varpar)
+    values, vectors = np.linalg.eigh(hessian)
+    keep = values > tol
+    h_pinv = (vectors[:, keep] / values[keep]) @ vectors[:, keep].T
+    jacobian = numerical_jacobian(
+        lambda v: gls_pieces(fit.sums, v[0], v[1] ** 2).cov_beta, varpar)
+    return SatterthwaiteParts(2 * h_pinv, jacobian, [float(v) for v in values])
+
+
+def satterthwaite_df(L: np.ndarray, cov_beta: np.ndarray, parts: SatterthwaiteParts) -> float:
+    """df = 2 (L V L')^2 / (g' A g) for one contrast row L (lmerTest `contest1D`)."""
+    variance = float(L @ cov_beta @ L)
+    gradient = np.array([L @ J @ L for J in parts.jacobian])
+    return 2 * variance**2 / float(gradient @ parts.vcov_varpar @ gradient)
+
+
+def satterthwaite_f_test(L: np.ndarray, beta: np.ndarray, cov_beta: np.ndarray,
+                         parts: SatterthwaiteParts, eps: float = 1.5e-8) -> dict:
+    """Multi-df F test of L beta = 0 with lmerTest's `contestMD` denominator df."""
+    values, vectors = np.linalg.eigh(L @ cov_beta @ L.T)
+    order = np.argsort(values)[::-1]
+    values, vectors = values[order], vectors[:, order]
+    keep = values > max(eps * values[0], 0)
+    rotated = vectors[:, keep].T @ L
+    t_squared = (rotated @ beta) ** 2 / values[keep]
+    q = int(keep.sum())
+    nu = np.array([satterthwaite_df(row, cov_beta, parts) for row in rotated])
+    if q == 1 or np.all(np.abs(np.diff(nu)) < 1e-8):
+        ddf = float(nu.mean())
+    elif np.any(nu <= 2):
+        ddf = 2.0
+    else:
+        expected = float(np.sum(nu / (nu - 2)))
+        ddf = 2 * expected / (expected - q)
+    f_value = float(t_squared.sum() / q)
+    return {"test": "F", "statistic": f_value, "df_num": q, "df_denom": ddf,
+            "p_value": float(stats.f.sf(f_value, q, ddf)),
+            "method": "Satterthwaite (lmerTest contestMD)"}
+
+
+# --- public entry point ----------------------------------------------------------------------
+
+def fit_mixed(
+    df: pd.DataFrame,
+    outcome: str,
+    arm_col: str,
+    cluster_col: str,
+    strata_col: str | None = None,
+    covariates: Sequence[str] = (),
+    control: str = "Control",
+    alpha: float = 0.05,
+    non_randomised_arms: Sequence[str] = (),
+) -> ModelResult:
+    """Arm effects vs control from a REML random-intercept model with Satterthwaite df."""
+    data = build_design(df, outcome, arm_col, cluster_col, strata_col, covariates, control)
+    keep = independent_columns(data.X)
+    columns = [c for c, k in zip(data.columns, keep, strict=True) if k]
+    positions = {}
+    for arm in data.arms:
+        name = data.columns[data.arm_index[arm]]
+        if name not in columns:
+            raise AnalysisInputError(f"arm {arm!r} is collinear with strata/covariates")
+        positions[arm] = columns.index(name)
+
+    fit = fit_random_intercept(data.y, data.X[:, keep], data.cluster)
+    parts = satterthwaite_parts(fit)
+    beta, cov_beta = fit.pieces.beta, fit.pieces.cov_beta
+    identity = np.eye(len(columns))
+    non_randomised = set(map(str, non_randomised_arms))
+    contrasts = [
+        make_contrast(arm, control, beta[pos], math.sqrt(cov_beta[pos, pos]),
+                      satterthwaite_df(identity[pos], cov_beta, parts), alpha=alpha,
+                      randomised=arm not in non_randomised)
+        for arm, pos in positions.items()
+    ]
+    joint = satterthwaite_f_test(identity[list(positions.values())], beta, cov_beta, parts)
+    joint["hypothesis"] = "all arm effects vs control are zero"
+
+    diagnostics = fit.diagnostics()
+    diagnostics.update(
+        n_dropped=data.n_dropped, df_method="Satterthwaite (lmerTest)",
+        aliased_columns=[c for c, k in zip(data.columns, keep, strict=True) if not k],
+        coefficients=dict(zip(columns, map(float, beta), strict=True)),
+        hessian_eigenvalues=parts.hessian_eigenvalues,
+    )
+    for arm in sorted(non_randomised & set(positions)):
+        diagnostics["warnings"].append(
+            f"arm {arm!r} was not randomised (purposive allocation): its contrast with "
+            f"{control!r} is observational and may be confounded")
+    return ModelResult(
+        model="mixed", outcome=outcome, n_obs=data.n_obs, n_clusters=data.n_clusters,
+        contrasts=contrasts, joint_test=joint, diagnostics=diagnostics, icc=fit.icc,
+    )
