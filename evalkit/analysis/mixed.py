@@ -33,7 +33,7 @@ from evalkit.analysis.design import AnalysisInputError, build_design
 from evalkit.analysis.ols import independent_columns
 from evalkit.analysis.results import ModelResult, make_contrast
 
-OPTIMISERS = ("lbfgs", "bfgs", "powell")
+OPTIMISERS = ("bfgs", "powell", "lbfgs")  # lbfgs last: it often returns llf = inf here
 ZERO_TOL = math.sqrt(np.finfo(float).eps / 7e-7)   # numDeriv's zero.tol
 HESSIAN_STEP = 0.1             # numDeriv::hessian default d (relative first step)
 JACOBIAN_STEP = 1e-4           # numDeriv::jacobian default d
@@ -310,6 +310,10 @@ class RandomInterceptFit:
         }
         if self.singular:
             out["warnings"].append("boundary (singular) fit: cluster variance estimated as ~0")
+        if not self.chosen.converged:
+            out["warnings"].append(
+                f"statsmodels ({self.chosen.method}) reported non-convergence; accepted because "
+                "optimisers agree and the REML optimum was re-checked in closed form")
         return out
 
 
