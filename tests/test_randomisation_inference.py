@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import itertools
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
 
+from evalkit.analysis.design import build_design
 from evalkit.analysis.randomisation_inference import (
     TIE_TOLERANCE,
     NonRandomisedArmError,
@@ -239,3 +241,21 @@ def test_null_p_value_is_roughly_uniform_and_valid():
     p_values = np.array(p_values)
     assert ((p_values > 0) & (p_values <= 1)).all()
     assert (p_values <= 0.05).sum() <= 5
+
+
+def test_counts_match_the_shared_design_with_missing_values():
+    df = pd.read_csv(Path(__file__).parent / "reference" / "datasets" / "missing.csv")
+    result = randomisation_test(df, "y", "arm", "pdu", "region", ["x1"], permutations=200,
+                                ci=False)
+    design = build_design(df, "y", "arm", "pdu", "region", ["x1"])
+    assert (result.n_obs, result.n_clusters) == (design.n_obs, design.n_clusters)
+    assert result.diagnostics["n_dropped"] == design.n_dropped > 0
+    assert [c.arm for c in result.contrasts] == design.arms
+
+
+def test_stratum_without_treated_clusters_is_enumerated():
+    treated = np.array([True, False, False, False, False])
+    perms = within_strata_permutations(treated, strata=np.array([0, 0, 1, 1, 1]))
+    assert perms.method == "exact" and perms.n_allocations == 2
+    assert sorted(map(tuple, perms.assignments.astype(int))) == [(0, 1, 0, 0, 0),
+                                                                   (1, 0, 0, 0, 0)]

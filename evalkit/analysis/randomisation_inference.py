@@ -132,11 +132,10 @@ def _stratum_positions(strata, fixed):
 def _enumerate(treated, strata, fixed) -> np.ndarray:
     """Every within-strata allocation, as a (N, G) boolean matrix (observed one included)."""
     positions = _stratum_positions(strata, fixed)
-    choices = [
-        np.array(list(itertools.combinations(pos, int(treated[pos].sum()))), dtype=np.int64)
-        .reshape(-1, int(treated[pos].sum()))
-        for pos in positions
-    ]
+    choices = []
+    for pos in positions:
+        combos = list(itertools.combinations(pos, int(treated[pos].sum())))
+        choices.append(np.array(combos, dtype=np.int64).reshape(len(combos), -1))
     index = np.array(list(itertools.product(*[range(len(c)) for c in choices])), dtype=np.int64)
     rows = np.tile(treated & fixed, (len(index), 1))
     row_ids = np.arange(len(index))[:, None]
@@ -403,19 +402,28 @@ def randomisation_test(
                                       accept, alpha, exact_threshold, studentise, ci)
         contrasts.append(contrast)
         per_arm[name] = details
-    used = build_design(df, outcome, arm_col, cluster_col, strata_col, covariates, control,
-                        arms=tested)
+    n_obs, n_clusters, n_dropped = _sample_counts(df, outcome, arm_col, cluster_col, strata_col,
+                                                  covariates, [*tested, control])
     return ModelResult(
-        model="ri", outcome=outcome, n_obs=used.n_obs, n_clusters=used.n_clusters,
+        model="ri", outcome=outcome, n_obs=n_obs, n_clusters=n_clusters,
         contrasts=contrasts,
         diagnostics={
             "test_statistic": "studentised (CR1)" if studentise else "coefficient",
             "p_value": "two-sided, (1 + #|T*|>=|T_obs|)/(1 + permutations)",
             "ci": "test inversion, constant additive effect" if ci else None,
-            "n_dropped": used.n_dropped,
+            "n_dropped": n_dropped,
             "arms": per_arm,
         },
     )
+
+
+def _sample_counts(df, outcome, arm_col, cluster_col, strata_col, covariates, arms):
+    """Complete-case rows and clusters used across the tested arms, and rows dropped."""
+    in_arms = df[arm_col].astype("string").isin(arms).fillna(False).to_numpy(bool)
+    needed = [outcome, cluster_col, *([strata_col] if strata_col else []), *covariates]
+    complete = in_arms & df[needed].notna().all(axis=1).to_numpy()
+    n_clusters = df.loc[complete, cluster_col].astype(str).nunique()
+    return int(complete.sum()), int(n_clusters), int((in_arms & ~complete).sum())
 
 
 def _test_one(df, arm_col, cluster_col, setup, permutations, seed, accept, alpha,

@@ -1,0 +1,126 @@
+"""Benchmark the analysis models on the national reference dataset (~11,000 staff, 100 PDUs).
+
+Usage: .venv/bin/python bench/analysis.py
+
+Each case is (name, callable); timings start after the data are loaded. A callable may
+return a number: the timing is multiplied by it (rows extrapolated from a subset, e.g.
+refitting OLS on a few hundred permutations scaled to 10,000). Add rows by appending to
+the list that `cases()` returns.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from evalkit.analysis.gee import fit_gee  # noqa: E402
+from evalkit.analysis.randomisation_inference import (  # noqa: E402
+    contrast_setup,
+    randomisation_test,
+    within_strata_permutations,
+)
+
+DATA = ROOT / "tests" / "reference" / "datasets" / "national.csv"
+PERMUTATIONS = 10_000
+REFITS = 300
+COVARIATES = ["x1", "x2"]
+
+Case = tuple[str, Callable[[], object] | str]  # a str is a note printed instead of a time
+
+
+def cases(df: pd.DataFrame) -> list[Case]:
+    """The benchmark rows: (name, callable) pairs over the loaded national data."""
+    fixed = df.loc[df["arm"] == "Early Adopter", "pdu"].unique()
+    ri = dict(strata_col="region", covariates=COVARIATES, arm="Treatment",
+              permutations=PERMUTATIONS, fixed_clusters=fixed, exact_threshold=0)
+    return [
+        ("RI 10,000 perms, coefficient, p only",
+         lambda: randomisation_test(df, "y", "arm", "pdu", ci=False, **ri)),
+        ("RI 10,000 perms, coefficient, p + CI",
+         lambda: randomisation_test(df, "y", "arm", "pdu", **ri)),
+        ("RI 10,000 perms, studentised, p + CI",
+         lambda: randomisation_test(df, "y", "arm", "pdu", studentise=True, **ri)),
+        (f"OLS refit per perm ({REFITS} refits, x{PERMUTATIONS // REFITS})",
+         lambda: _refit_loop(df)),
+        ("pyfixest ritest 10,000 perms", _pyfixest_ritest(df)),
+        ("GEE binomial (exchangeable, robust)",
+         lambda: fit_gee(df, "y_bin", "arm", "pdu", "region", ["x1"])),
+        ("GEE binomial, Mancl-DeRouen",
+         lambda: fit_gee(df, "y_bin", "arm", "pdu", "region", ["x1"],
+                         small_sample="mancl-derouen")),
+    ]
+
+
+def _refit_loop(df: pd.DataFrame) -> float:
+    """Same statistic by refitting statsmodels OLS per permutation; returns the scale-up."""
+    setup = contrast_setup(df, "y", "arm", "pdu", "Treatment", "region", COVARIATES)
+    perms = within_strata_permutations(setup.treated, setup.strata, permutations=REFITS,
+                                       exact_threshold=0)
+    work = df[df["arm"].isin(["Treatment", "Control"])].dropna(subset=["y", *COVARIATES])
+    nuisance = pd.get_dummies(work["region"], drop_first=True, dtype=float)
+    nuisance[COVARIATES] = work[COVARIATES]
+    groups = pd.Index(setup.cluster_labels).get_indexer(work["pdu"].astype(str))
+    y = work["y"].to_numpy()
+    for assignment in perms.assignments:
+        X = sm.add_constant(np.column_stack([nuisance.to_numpy(), assignment[groups]]))
+        sm.OLS(y, X).fit().params[-1]
+    return PERMUTATIONS / REFITS
+
+
+def _pyfixest_ritest(df: pd.DataFrame) -> Callable[[], object] | str:
+    """pyfixest's ritest when it happens to be installed; otherwise a note for the table."""
+    if importlib.util.find_spec("pyfixest") is None:
+        return "skipped: pyfixest not installed (not a dependency)"
+    import pyfixest as pf
+
+    work = df[df["arm"].isin(["Treatment", "Control"])].assign(
+        treat=lambda d: (d["arm"] == "Treatment").astype(int))
+
+    def run() -> None:
+        fit = pf.feols("y ~ treat + x1 + x2 | region", data=work)
+        fit.ritest(resampvar="treat", reps=PERMUTATIONS, cluster="pdu", type="randomization-c")
+
+    return run
+
+
+def time_case(run: Callable[[], object], repeats: int = 3) -> float:
+    """Median wall time of `repeats` runs, times the scale factor if the case returns a number."""
+    timings = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        scale = run()
+        factor = scale if isinstance(scale, int | float) else 1.0
+        timings.append((time.perf_counter() - start) * factor)
+    return statistics.median(timings)
+
+
+def main() -> None:
+    """Load the data, time every case and print the table with the RI speed-up."""
+    df = pd.read_csv(DATA)
+    print(f"national: {len(df)} staff, {df['pdu'].nunique()} PDUs; median of 3 runs\n")
+    print(f"{'case':<46} {'seconds':>10}")
+    results = {}
+    for name, run in cases(df):
+        if isinstance(run, str):
+            print(f"{name:<46} {run}")
+            continue
+        results[name] = time_case(run, repeats=1 if "refit" in name else 3)
+        print(f"{name:<46} {results[name]:>10.3f}")
+    fast = results["RI 10,000 perms, coefficient, p only"]
+    slow = next(v for k, v in results.items() if k.startswith("OLS refit"))
+    print(f"\nspeed-up of vectorised RI over OLS refits: {slow / fast:,.0f}x")
+
+
+if __name__ == "__main__":
+    main()
