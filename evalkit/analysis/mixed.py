@@ -33,7 +33,7 @@ from evalkit.analysis.design import AnalysisInputError, build_design
 from evalkit.analysis.ols import independent_columns
 from evalkit.analysis.results import ModelResult, make_contrast
 
-OPTIMISERS = ("bfgs", "powell", "lbfgs")  # lbfgs last: it often returns llf = inf here
+OPTIMISERS = ("bfgs", "powell", "nm", "lbfgs")  # lbfgs last: it often returns llf = inf
 ZERO_TOL = math.sqrt(np.finfo(float).eps / 7e-7)   # numDeriv's zero.tol
 HESSIAN_STEP = 0.1             # numDeriv::hessian default d (relative first step)
 JACOBIAN_STEP = 1e-4           # numDeriv::jacobian default d
