@@ -17,8 +17,17 @@ import pytest
 REF_DIR = Path(__file__).resolve().parent / "reference"
 DATASETS = ["national", "few_clusters", "missing", "two_arms", "unequal"]
 COLUMNS = ["staff_id", "pdu", "region", "arm", "x1", "x2", "y", "y_bin", "y_count", "completed"]
-ARM_MODELS = ["mixed", "mixed_kr", "cr2", "cr1", "gee_binomial", "gee_poisson",
-              "gee_binomial_md", "dim", "lm_cr2_estimatr"]
+ARM_MODELS = [
+    "mixed",
+    "mixed_kr",
+    "cr2",
+    "cr1",
+    "gee_binomial",
+    "gee_poisson",
+    "gee_binomial_md",
+    "dim",
+    "lm_cr2_estimatr",
+]
 MODEL_KEYS = ARM_MODELS + ["n_obs", "null_model", "iv_cr2"]
 FIELDS = {
     "mixed": ["estimate", "se", "df", "statistic", "p_value"],
@@ -86,9 +95,10 @@ def test_dataset_consistent_with_reference(reference, name):
             assert _finite(ref["iv_cr2"][arm][field])
 
     # models on y use complete cases of (y, arm, region, x1, pdu)
+    g_y = df.loc[df[["y", "x1"]].notna().all(axis=1), "pdu"].nunique()
     for model in ["mixed", "cr2", "cr1", "lm_cr2_estimatr"]:
         assert ref[model]["n"] == ref["n_obs"]["y"]
-        assert ref[model]["n_clusters"] == df.loc[df[["y", "x1"]].notna().all(axis=1), "pdu"].nunique()
+        assert ref[model]["n_clusters"] == g_y
     assert ref["gee_binomial"]["n"] == ref["n_obs"]["y_bin"]
     assert ref["gee_poisson"]["n"] == ref["n_obs"]["y_count"]
     assert ref["null_model"]["n"] == int(df["y"].notna().sum())
@@ -101,8 +111,9 @@ def test_dataset_consistent_with_reference(reference, name):
     # Mancl-DeRouen is larger than the plain sandwich, which equals geepack's
     for arm in arms:
         md = ref["gee_binomial_md"]["arms"][arm]
-        assert md["se_uncorrected"] == pytest.approx(ref["gee_binomial"]["arms"][arm]["se"],
-                                                     rel=1e-8)
+        assert md["se_uncorrected"] == pytest.approx(
+            ref["gee_binomial"]["arms"][arm]["se"], rel=1e-8
+        )
         assert md["se"] > md["se_uncorrected"]
     assert 0 < ref["null_model"]["icc"] < 1
 

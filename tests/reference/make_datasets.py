@@ -88,14 +88,7 @@ def simulate(rng, alloc, sizes, sd_u=0.22, miss=False):
         w = rng.normal(0, 0.30)
         x1 = rng.normal(0, 1, m) + 0.3 * u  # staff baseline score, mildly cluster-correlated
         e = rng.normal(0, 0.85, m)
-        y = (
-            0.45 * x1
-            - 0.015 * (x2 - 40)
-            + region_eff[region]
-            + EFFECT_Y[arm]
-            + u
-            + e
-        )
+        y = 0.45 * x1 - 0.015 * (x2 - 40) + region_eff[region] + EFFECT_Y[arm] + u + e
         eta_b = -0.4 + 0.5 * x1 + region_eff[region] + EFFECT_LOGIT[arm] + v
         y_bin = rng.binomial(1, 1 / (1 + np.exp(-eta_b)))
         eta_c = np.log(4.0) - 0.2 * x1 + 0.01 * (x2 - 40) + EFFECT_LOG[arm] + w
@@ -175,8 +168,14 @@ def make_missing():
 
 def make_two_arms():
     rng = np.random.default_rng(20240104)
-    regs = ["Kent, Surrey and Sussex", "London", "North East", "South West", "Wales",
-            "West Midlands"]
+    regs = [
+        "Kent, Surrey and Sussex",
+        "London",
+        "North East",
+        "South West",
+        "Wales",
+        "West Midlands",
+    ]
     alloc = allocate(rng, list(zip(regs, split(40, 6), strict=True)))
     sizes = rng.integers(20, 121, len(alloc))
     return simulate(rng, alloc, sizes)
