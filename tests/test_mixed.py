@@ -58,6 +58,26 @@ def test_contrasts_match_lmertest_satterthwaite(fitted, name):
         assert contrast.versus == "Control"
 
 
+KR_DATASETS = [name for name in MIXED_DATASETS if "mixed_kr" in REFERENCE[name]]
+
+
+@pytest.mark.parametrize("name", KR_DATASETS)
+def test_kenward_roger_matches_pbkrtest(fitted, name):
+    expected = REFERENCE[name]["mixed_kr"]
+    result = fitted(name, ddf="kenward-roger")
+    assert result.diagnostics["df_method"].startswith("Kenward-Roger")
+    for contrast in result.contrasts:
+        ref = expected["arms"][contrast.arm]
+        assert rel(contrast.estimate, ref["estimate"]) < 1e-4
+        assert rel(contrast.se, ref["se"]) < 1e-4
+        assert rel(contrast.df, ref["df"]) < 1e-3
+
+
+def test_unknown_ddf_is_rejected():
+    with pytest.raises(ValueError, match="ddf"):
+        fit_mixed(load("few_clusters"), "y", "arm", "pdu", ddf="containment")
+
+
 @pytest.mark.parametrize("name", MIXED_DATASETS)
 def test_variance_components_and_loglik_match_lme4(fitted, name):
     expected = REFERENCE[name]["mixed"]

@@ -30,6 +30,7 @@ import pandas as pd
 from scipy import optimize, stats
 
 from evalkit.analysis.design import AnalysisInputError, build_design
+from evalkit.analysis.kenward_roger import kenward_roger_df, kenward_roger_parts
 from evalkit.analysis.ols import independent_columns
 from evalkit.analysis.results import ModelResult, make_contrast
 
@@ -396,8 +397,15 @@ def fit_mixed(
     control: str = "Control",
     alpha: float = 0.05,
     non_randomised_arms: Sequence[str] = (),
+    ddf: str = "satterthwaite",
 ) -> ModelResult:
-    """Arm effects vs control from a REML random-intercept model with Satterthwaite df."""
+    """Arm effects vs control from a REML random-intercept model with Satterthwaite df.
+
+    `ddf="kenward-roger"` uses the Kenward-Roger adjusted Var(beta) and df for the contrasts
+    (pbkrtest, as lmerTest's `ddf = "Kenward-Roger"`); the joint test stays Satterthwaite.
+    """
+    if ddf not in ("satterthwaite", "kenward-roger"):
+        raise AnalysisInputError(f"ddf must be 'satterthwaite' or 'kenward-roger', not {ddf!r}")
     data = build_design(df, outcome, arm_col, cluster_col, strata_col, covariates, control)
     keep = independent_columns(data.X)
     columns = [c for c, k in zip(data.columns, keep, strict=True) if k]
@@ -412,11 +420,18 @@ def fit_mixed(
     parts = satterthwaite_parts(fit)
     beta, cov_beta = fit.pieces.beta, fit.pieces.cov_beta
     identity = np.eye(len(columns))
+    if ddf == "kenward-roger":
+        kr = kenward_roger_parts(data.X[:, keep], data.cluster, fit.tau2, fit.sigma2)
+        contrast_cov = kr.phi_adjusted
+        dfs = {arm: kenward_roger_df(identity[pos], kr) for arm, pos in positions.items()}
+    else:
+        contrast_cov = cov_beta
+        dfs = {arm: satterthwaite_df(identity[pos], cov_beta, parts)
+               for arm, pos in positions.items()}
     non_randomised = set(map(str, non_randomised_arms))
     contrasts = [
-        make_contrast(arm, control, beta[pos], math.sqrt(cov_beta[pos, pos]),
-                      satterthwaite_df(identity[pos], cov_beta, parts), alpha=alpha,
-                      randomised=arm not in non_randomised)
+        make_contrast(arm, control, beta[pos], math.sqrt(contrast_cov[pos, pos]), dfs[arm],
+                      alpha=alpha, randomised=arm not in non_randomised)
         for arm, pos in positions.items()
     ]
     joint = satterthwaite_f_test(identity[list(positions.values())], beta, cov_beta, parts)
@@ -424,7 +439,9 @@ def fit_mixed(
 
     diagnostics = fit.diagnostics()
     diagnostics.update(
-        n_dropped=data.n_dropped, df_method="Satterthwaite (lmerTest)",
+        n_dropped=data.n_dropped,
+        df_method=("Kenward-Roger (pbkrtest)" if ddf == "kenward-roger"
+                   else "Satterthwaite (lmerTest)"),
         aliased_columns=[c for c, k in zip(data.columns, keep, strict=True) if not k],
         coefficients=dict(zip(columns, map(float, beta), strict=True)),
         hessian_eigenvalues=parts.hessian_eigenvalues,
