@@ -343,7 +343,11 @@ def randomisation_p_value(
 
 def _invert(p_at: Callable[[float], float], estimate: float, step: float, alpha: float,
             direction: int) -> float:
-    """Outermost-reached tau (bisection) where p(tau) falls to alpha, moving away from estimate."""
+    """CI bound: where p(tau) first drops to <= alpha stepping away from the estimate.
+
+    Steps double until p <= alpha (else +-inf), then bisection on the step function p(tau),
+    so the CI is {tau : p(tau) > alpha} up to the first crossing on each side.
+    """
     inside, distance = estimate, step
     for _ in range(64):
         if p_at(estimate + direction * distance) <= alpha:
@@ -409,7 +413,8 @@ def randomisation_test(
         contrasts=contrasts,
         diagnostics={
             "test_statistic": "studentised (CR1)" if studentise else "coefficient",
-            "p_value": "two-sided, (1 + #|T*|>=|T_obs|)/(1 + permutations)",
+            "p_value": "two-sided: Monte Carlo (1 + #|T*|>=|T_obs|)/(1 + permutations); "
+                       "exact #|T*|>=|T_obs| / allocations (observed among them)",
             "ci": "test inversion, constant additive effect" if ci else None,
             "n_dropped": n_dropped,
             "arms": per_arm,
