@@ -1,0 +1,159 @@
+"""Commands for the allocation stage: example, assign, verify, lookup, demo."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from evalkit.assign import AssignResult, run_assign
+from evalkit.cli.common import console, handle_errors, progress_bar
+from evalkit.example import write_example
+from evalkit.lookup import lookup
+from evalkit.verify import verify_allocation
+
+PdusOption = Annotated[Path | None, typer.Option("--pdus", help="PDU roster (CSV or XLSX).")]
+StaffOption = Annotated[Path | None, typer.Option("--staff", help="Staff roster (CSV or XLSX).")]
+
+
+def example(
+    directory: Annotated[Path, typer.Argument(help="Folder to write pdus.csv and staff.csv to.")],
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic roster.")] = 2022,
+) -> None:
+    """Write the shipped example: 109 real PDUs and a synthetic national staff roster.
+
+    Example: evalkit example configs/example
+    """
+    paths = write_example(directory, seed=seed)
+    for name, path in paths.items():
+        console.print(f"wrote {name}: {path}")
+
+
+def assign(
+    config: Annotated[Path, typer.Argument(help="Trial design TOML, e.g. configs/seeds2.toml.")],
+    pdus: PdusOption = None,
+    staff: StaffOption = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Output folder.")] = None,
+) -> None:
+    """Allocate units to groups, seal the allocation in a register and write the exports.
+
+    Example: evalkit assign configs/seeds2.toml --out outputs/seeds2
+    """
+    with progress_bar("Drawing allocations", None) as advance:
+        result = run_assign(config, out=out, pdus=pdus, staff=staff, on_progress=advance)
+    print_assign_summary(result)
+
+
+def print_assign_summary(result: AssignResult) -> None:
+    """Counts per stratum x group, balance, and where the files went."""
+    table = result.allocation.table
+    strata = result.manifest["strata"]
+    groups = list(dict.fromkeys(result.manifest["totals"]))
+    counts = Table(title="Units per stratum and group")
+    for column in [" | ".join(strata) or "stratum", *groups]:
+        counts.add_column(column)
+    for stratum, row in sorted(result.manifest["counts"].items()):
+        counts.add_row(stratum, *[str(row.get(g, 0)) for g in groups])
+    counts.add_row("[bold]total", *[f"[bold]{result.manifest['totals'].get(g, 0)}" for g in groups])
+    console.print(counts)
+    balance = Table(title="Balance (SMD against control)")
+    frame = _read_balance(result.files["balance"])
+    for column in frame.columns:
+        balance.add_column(column)
+    for row in frame.itertuples(index=False):
+        balance.add_row(*[_fmt(v) for v in row])
+    console.print(balance)
+    if result.manifest["method"] == "rerandomise":
+        console.print(f"re-randomisation: accepted draw {result.manifest['draws_tried']}; "
+                      f"probabilities from {result.manifest['probabilities']['draws']} accepted "
+                      f"draws (max Monte Carlo SE "
+                      f"{result.manifest['probabilities']['max_monte_carlo_se']:.4f})")
+    console.print(f"{len(table)} units allocated; {len(result.staff_allocation)} staff. "
+                  f"Files in [bold]{result.directory}[/]:")
+    for path in result.files.values():
+        console.print(f"  {path}")
+
+
+def _read_balance(path: Path):
+    import pandas as pd
+
+    return pd.read_csv(path)
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return "" if value != value else f"{value:.3f}"
+    return str(value)
+
+
+def verify(
+    directory: Annotated[Path, typer.Argument(help="Output folder holding register.sqlite.")],
+    config: Annotated[Path | None, typer.Option(help="Design file (default: as recorded).")] = None,
+    pdus: PdusOption = None,
+    staff: StaffOption = None,
+) -> None:
+    """Recompute the allocation from the manifest, design and inputs; exit 1 on any mismatch.
+
+    Example: evalkit verify outputs/seeds2
+    """
+    report = verify_allocation(directory, config=config, pdus=pdus, staff=staff)
+    for line in report.notes:
+        console.print(f"[yellow]note:[/] {line}")
+    if report.matches:
+        console.print(f"[green]match:[/] {report.summary}")
+        return
+    console.print(f"[bold red]MISMATCH:[/] {report.summary}")
+    for line in report.differences:
+        console.print(f"  {line}")
+    raise typer.Exit(1)
+
+
+def lookup_command(
+    directory: Annotated[Path, typer.Argument(help="Output folder holding register.sqlite.")],
+    query: Annotated[str, typer.Argument(help="Staff ID, email, PDU code or PDU name.")],
+) -> None:
+    """Find a person or PDU: PDU, region, group, course and booking window.
+
+    Example: evalkit lookup outputs/seeds2 N55YRK
+    """
+    result = lookup(directory, query)
+    table = Table(title=result.title)
+    for column in result.rows.columns:
+        table.add_column(column)
+    for row in result.rows.itertuples(index=False):
+        table.add_row(*[_fmt(v) for v in row])
+    console.print(table)
+
+
+def demo(
+    directory: Annotated[Path, typer.Argument(help="Scratch folder for the demo run.")] = Path(
+        "outputs"
+    ),
+    config: Annotated[Path, typer.Option(help="Trial design.")] = Path("configs/seeds2.toml"),
+) -> None:
+    """Run the main job on the shipped example: roster -> sealed allocation and exports.
+
+    Example: evalkit demo outputs
+    """
+    example_dir, run_dir = directory / "example", directory / "demo"
+    if run_dir.exists():
+        console.print(f"Replacing the previous demo run in {run_dir} (demo folders are scratch).")
+        shutil.rmtree(run_dir)
+    paths = write_example(example_dir)
+    with progress_bar("Drawing allocations", None) as advance:
+        result = run_assign(config, out=run_dir, pdus=paths["pdus"], staff=paths["staff"],
+                            on_progress=advance)
+    print_assign_summary(result)
+    console.print(f"\n[bold green]Demo done.[/] Outputs are in [bold]{run_dir}[/]")
+
+
+def register(app: typer.Typer) -> None:
+    """Add this stage's commands to the app."""
+    app.command()(handle_errors(example))
+    app.command()(handle_errors(assign))
+    app.command()(handle_errors(verify))
+    app.command("lookup")(handle_errors(lookup_command))
+    app.command()(handle_errors(demo))

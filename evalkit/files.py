@@ -1,0 +1,160 @@
+"""Reading rosters (CSV or XLSX) and writing outputs atomically and safely for Excel."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import pandas as pd
+
+from evalkit.errors import InputError
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """Read a CSV (UTF-8, with or without BOM) or XLSX file as text columns, blanks as ''."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError("file not found", file=path)
+    suffix = path.suffix.lower()
+    if suffix in {".xlsx", ".xlsm"}:
+        frame = pd.read_excel(path, dtype=str, keep_default_na=False, engine="openpyxl")
+    elif suffix in {".csv", ".txt", ""}:
+        frame = _read_csv_text(path)
+    else:
+        raise InputError(f"unsupported file type {suffix!r}; expected .csv or .xlsx", file=path)
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame.apply(lambda col: col.astype(str).str.strip()).astype(object)
+
+
+def _read_csv_text(path: Path) -> pd.DataFrame:
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise InputError(
+            f"not valid UTF-8 (byte {error.start}, line {line}); save the file as "
+            "'CSV UTF-8' in Excel, or provide an .xlsx file",
+            file=path,
+        ) from None
+    try:
+        return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    except pd.errors.ParserError as error:
+        raise InputError(f"cannot parse CSV: {error}", file=path) from None
+    except pd.errors.EmptyDataError:
+        raise InputError("file is empty", file=path) from None
+
+
+def excel_safe(value: object) -> object:
+    """Prefix text that Excel would run as a formula with an apostrophe (OWASP CSV injection)."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def excel_safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Escape every text cell of a frame for CSV output."""
+    safe = frame.copy()
+    for column in safe.columns:
+        if safe[column].dtype == object or pd.api.types.is_string_dtype(safe[column]):
+            safe[column] = safe[column].map(excel_safe)
+    return safe
+
+
+@contextlib.contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `target`; on success rename it over `target`."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    os.close(handle)
+    temp = Path(temp_name)
+    try:
+        yield temp
+        os.replace(temp, target)
+    finally:
+        if temp.exists():
+            temp.unlink()
+
+
+def write_text(target: Path, text: str) -> Path:
+    """Write text atomically (UTF-8)."""
+    with atomic_path(target) as temp:
+        temp.write_text(text, encoding="utf-8")
+    return Path(target)
+
+
+def write_csv(target: Path, frame: pd.DataFrame) -> Path:
+    """Write a frame as UTF-8 CSV, formula-like text escaped, atomically."""
+    with atomic_path(target) as temp:
+        excel_safe_frame(frame).to_csv(temp, index=False, encoding="utf-8")
+    return Path(target)
+
+
+def write_xlsx(target: Path, sheets: Mapping[str, pd.DataFrame]) -> Path:
+    """Write several frames as sheets of one workbook, atomically. Text is stored as text
+    (never as a formula), the header is bold and frozen, columns are sized to content."""
+    from openpyxl import Workbook
+
+    workbook = Workbook(write_only=True)
+    for name, frame in sheets.items():
+        _write_sheet(workbook, name, frame)
+    with atomic_path(target) as temp:
+        workbook.save(temp)
+    return Path(target)
+
+
+def _write_sheet(workbook, name: str, frame: pd.DataFrame) -> None:
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
+
+    sheet = workbook.create_sheet(title=name[:31])
+    sheet.freeze_panes = "A2"
+    for index, column in enumerate(frame.columns, start=1):
+        width = max([len(str(column))] + [len(str(v)) for v in frame[column].head(500)])
+        sheet.column_dimensions[get_column_letter(index)].width = min(width + 2, 60)
+    header = []
+    for column in frame.columns:
+        cell = WriteOnlyCell(sheet, value=str(column))
+        cell.font = Font(bold=True)
+        header.append(cell)
+    sheet.append(header)
+    for row in frame.itertuples(index=False):
+        sheet.append([_xlsx_cell(sheet, value) for value in row])
+
+
+def _xlsx_cell(sheet, value: object) -> object:
+    """Plain values pass through; text that looks like a formula is forced to a text cell."""
+    from openpyxl.cell import WriteOnlyCell
+
+    value = _xlsx_value(value)
+    if isinstance(value, str) and value.startswith("="):
+        cell = WriteOnlyCell(sheet, value=value)
+        cell.data_type = "s"
+        return cell
+    return value
+
+
+def _xlsx_value(value: object) -> object:
+    if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
+        return None
+    if hasattr(value, "item"):
+        return value.item()
+    return value

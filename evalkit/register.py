@@ -1,0 +1,161 @@
+"""The trial register: one SQLite file, the single source of truth for a sealed allocation.
+
+Tables: `meta` (design, manifest), `units`, `allocation`, `staff_allocation` and an
+append-only `events` log. Triggers make the allocation and the event log impossible to
+change quietly: updates and deletes abort.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from evalkit.config import TrialDesign
+from evalkit.errors import CheckFailed, EvalkitError
+
+REGISTER_FILE = "register.sqlite"
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    time TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    detail TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
+CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
+"""
+
+_SEAL = """
+CREATE TRIGGER allocation_sealed_update BEFORE UPDATE ON allocation
+BEGIN SELECT RAISE(ABORT, 'the allocation is sealed'); END;
+CREATE TRIGGER allocation_sealed_delete BEFORE DELETE ON allocation
+BEGIN SELECT RAISE(ABORT, 'the allocation is sealed'); END;
+"""
+
+
+def now_utc() -> str:
+    """Current UTC time, ISO 8601 to the second."""
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+
+
+def register_path(directory: Path) -> Path:
+    return Path(directory) / REGISTER_FILE
+
+
+def is_sealed(directory: Path) -> bool:
+    """True when `directory` holds a register with a sealed allocation."""
+    path = register_path(directory)
+    if not path.exists():
+        return False
+    try:
+        return Register(path).meta("manifest") is not None
+    except (sqlite3.DatabaseError, EvalkitError):
+        return True  # something is there we cannot read: never overwrite it
+
+
+class Register:
+    """Read and append to a register file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    @classmethod
+    def open(cls, directory: Path) -> Register:
+        """Open the register in an output folder; fail clearly if there is none."""
+        path = register_path(directory)
+        if not path.exists():
+            raise CheckFailed(f"{directory}: no register found (run `evalkit assign` first)")
+        return cls(path)
+
+    @classmethod
+    def create(cls, path: Path, tables: dict[str, pd.DataFrame], meta: dict[str, Any]) -> Register:
+        """Write a new register with its tables and metadata, then seal the allocation."""
+        with sqlite3.connect(path) as connection:
+            connection.executescript(_SCHEMA)
+            for name, frame in tables.items():
+                frame.to_sql(name, connection, index=False)
+            connection.executemany(
+                "INSERT INTO meta (key, value) VALUES (?, ?)",
+                [(key, json.dumps(value, sort_keys=True)) for key, value in meta.items()],
+            )
+            connection.executescript(_SEAL)
+        connection.close()
+        register = cls(path)
+        register.append_event("created", detail={"tables": sorted(tables)})
+        return register
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path)
+
+    def meta(self, key: str) -> Any:
+        """A JSON value from the meta table, or None."""
+        with self._connect() as connection:
+            row = connection.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        connection.close()
+        return None if row is None else json.loads(row[0])
+
+    def set_meta(self, key: str, value: Any) -> None:
+        """Insert or replace a metadata value (never the manifest once sealed)."""
+        if key == "manifest" and self.meta("manifest") is not None:
+            raise EvalkitError("the manifest of a sealed allocation cannot be replaced")
+        with self._connect() as connection:
+            connection.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                               (key, json.dumps(value, sort_keys=True)))
+        connection.close()
+
+    def table(self, name: str) -> pd.DataFrame:
+        """A whole table as a data frame (text columns keep their text)."""
+        with self._connect() as connection:
+            frame = pd.read_sql_query(f'SELECT * FROM "{name}"', connection)
+        connection.close()
+        return frame
+
+    def has_table(self, name: str) -> bool:
+        with self._connect() as connection:
+            row = connection.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+            ).fetchone()
+        connection.close()
+        return row is not None
+
+    def replace_table(self, name: str, frame: pd.DataFrame) -> None:
+        """Replace a derived (not sealed) table, e.g. staff_allocation after a joiner."""
+        if name in {"allocation", "events", "meta"}:
+            raise EvalkitError(f"table {name!r} cannot be replaced")
+        with self._connect() as connection:
+            frame.to_sql(name, connection, index=False, if_exists="replace")
+        connection.close()
+
+    def append_event(self, kind: str, reason: str = "", detail: dict | None = None) -> None:
+        """Add an entry to the append-only event log."""
+        with self._connect() as connection:
+            connection.execute(
+                "INSERT INTO events (time, kind, reason, detail) VALUES (?, ?, ?, ?)",
+                (now_utc(), kind, reason, json.dumps(detail or {}, sort_keys=True, default=str)),
+            )
+        connection.close()
+
+    def events(self) -> pd.DataFrame:
+        return self.table("events")
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        manifest = self.meta("manifest")
+        if manifest is None:
+            raise CheckFailed(f"{self.path}: the register holds no sealed allocation")
+        return manifest
+
+    @property
+    def design(self) -> TrialDesign:
+        """The validated design the allocation was made with."""
+        return TrialDesign.model_validate(self.meta("design"))
