@@ -55,7 +55,30 @@ def build_units(design: TrialDesign, roster: Roster) -> pd.DataFrame:
                 + suggestion(column, units.columns), file=source, row=1, column=column,
             )
     units = _drop_excluded(units, design, roster)
+    if design.trial.unit == "staff":
+        _require_staff_in_every_pdu(units, design, roster)
     return units.sort_values("unit_id", kind="stable").reset_index(drop=True)
+
+
+def _require_staff_in_every_pdu(units: pd.DataFrame, design: TrialDesign, roster: Roster) -> None:
+    """In a staff-level design every PDU in the trial is a stratum part and needs staff."""
+    excluded = set(units["pdu_code"]) | set(_excluded_pdus(design, roster))
+    empty = roster.pdus.index[~roster.pdus["pdu_code"].isin(excluded)]
+    if len(empty):
+        position = int(empty[0])
+        code = roster.pdus.loc[position, "pdu_code"]
+        raise InputError(
+            f"stratum with no units: PDU {code!r} has no staff in the staff roster "
+            "(add its staff, or list it under trial.exclude)",
+            file=roster.pdus_path, row=position + 2, column="pdu_code",
+        )
+
+
+def _excluded_pdus(design: TrialDesign, roster: Roster) -> list[str]:
+    if not design.trial.exclude:
+        return []
+    pdu_units = roster.pdus.rename(columns={"pdu_code": "unit_id", "pdu_name": "name"})
+    return resolve_units(design.trial.exclude, pdu_units, "trial.exclude")
 
 
 def _with_tenure(units: pd.DataFrame) -> pd.DataFrame:
@@ -92,9 +115,7 @@ def _drop_excluded(units: pd.DataFrame, design: TrialDesign, roster: Roster) -> 
     if design.trial.unit == "pdu":
         excluded = set(resolve_units(design.trial.exclude, units, "trial.exclude"))
         return units[~units["unit_id"].isin(excluded)]
-    pdu_units = roster.pdus.rename(columns={"pdu_code": "unit_id", "pdu_name": "name"})
-    excluded = set(resolve_units(design.trial.exclude, pdu_units, "trial.exclude"))
-    return units[~units["pdu_code"].isin(excluded)]
+    return units[~units["pdu_code"].isin(_excluded_pdus(design, roster))]
 
 
 def fixed_assignments(design: TrialDesign, units: pd.DataFrame) -> dict[str, str]:
@@ -178,7 +199,7 @@ def _allocation_table(
     strata = [c for c in design.trial.strata if c not in ("unit_id", "name")]
     table = units[["unit_id", "name", *strata]].copy()
     is_fixed = table["unit_id"].isin(fixed)
-    table["group"] = table["unit_id"].map(fixed)
+    table["group"] = table["unit_id"].map(fixed).astype(object)
     table.loc[pool_groups.index, "group"] = pool_groups
     table["assignment"] = np.where(is_fixed, "fixed", "random")
     randomised = [arm.name for arm in design.randomised_arms]

@@ -22,6 +22,9 @@ StaffOption = Annotated[Path | None, typer.Option("--staff", help="Staff roster 
 def example(
     directory: Annotated[Path, typer.Argument(help="Folder to write pdus.csv and staff.csv to.")],
     seed: Annotated[int, typer.Option(help="Seed of the synthetic roster.")] = 2022,
+    outcomes_for: Annotated[Path | None, typer.Option(
+        "--outcomes-for", help="Sealed run folder: also write synthetic outcomes.csv for it.")
+    ] = None,
 ) -> None:
     """Write the shipped example: 109 real PDUs and a synthetic national staff roster.
 
@@ -30,6 +33,10 @@ def example(
     paths = write_example(directory, seed=seed)
     for name, path in paths.items():
         console.print(f"wrote {name}: {path}")
+    if outcomes_for is not None:
+        from evalkit.example_outcomes import write_example_outcomes
+
+        console.print(f"wrote outcomes: {write_example_outcomes(directory, outcomes_for)}")
 
 
 def assign(
@@ -120,11 +127,22 @@ def lookup_command(
     Example: evalkit lookup outputs/seeds2 N55YRK
     """
     result = lookup(directory, query)
-    table = Table(title=result.title)
-    for column in result.rows.columns:
-        table.add_column(column)
-    for row in result.rows.itertuples(index=False):
-        table.add_row(*[_fmt(v) for v in row])
+    rows = result.rows
+    if len(rows) == 1:
+        table = Table(title=result.title, show_header=False)
+        table.add_column("field", style="bold")
+        table.add_column("value")
+        for field, value in rows.iloc[0].items():
+            table.add_row(str(field), _fmt(value))
+    else:
+        shared = [c for c in rows.columns if rows[c].nunique() == 1]
+        table = Table(title=result.title + "  " + " · ".join(
+            f"{c}: {rows[c].iloc[0]}" for c in shared if c not in {"pdu_code", "pdu_name"}))
+        varying = [c for c in rows.columns if c not in shared]
+        for column in varying:
+            table.add_column(column)
+        for row in rows[varying].itertuples(index=False):
+            table.add_row(*[_fmt(v) for v in row])
     console.print(table)
 
 

@@ -1,0 +1,5 @@
+"""`python -m evalkit` runs the command line."""
+
+from evalkit.cli import app
+
+app()
