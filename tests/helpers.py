@@ -35,7 +35,9 @@ control = true
 [[courses]]
 name = "SEEDS2 for Practitioners"
 grades = ["PO", "PSO", "PQiP"]
-windows = {{ "Early Adopter" = ["2022-03-01", "2022-05-31"], "Treatment" = ["2022-06-01", "2022-09-30"], "Control" = ["2023-04-01", "2023-07-31"] }}
+windows."Early Adopter" = ["2022-03-01", "2022-05-31"]
+windows.Treatment = ["2022-06-01", "2022-09-30"]
+windows.Control = ["2023-04-01", "2023-07-31"]
 {extra}
 """
 

@@ -67,7 +67,8 @@ ROSTER_CASES = [
     (_duplicate_staff, ["staff.csv", "row 11", "'staff_id'", "duplicate ID"]),
     (_two_regions, ["pdus.csv", "row 17", "'region'", "listed in two regions"]),
     (_unknown_pdu, ["staff.csv", "row 9", "'pdu_code'", "unknown PDU 'P0O1'", "'P001'"]),
-    (_unknown_grade, ["staff.csv", "row 4", "'grade'", "unknown grade 'SP0'", "Did you mean 'SPO'"]),
+    (_unknown_grade,
+     ["staff.csv", "row 4", "'grade'", "unknown grade 'SP0'", "Did you mean 'SPO'"]),
 ]
 
 
@@ -111,7 +112,8 @@ def test_cmabridgeshire_suggests_cambridgeshire(tmp_path, example_files):
 
 def test_unit_fixed_in_two_arms(tmp_path):
     design = write_trial(tmp_path / "trial")
-    text = design.read_text().replace('name = "Treatment"\n', 'name = "Treatment"\nfixed = ["P000"]\n')
+    text = design.read_text().replace('name = "Treatment"\n',
+                                      'name = "Treatment"\nfixed = ["P000"]\n')
     design.write_text(text)
     out = tmp_path / "out"
     assert_rejected(run_assign_cli(design, out), out, "fixed in two arms", "'Early Adopter'")
