@@ -25,6 +25,7 @@ from evalkit.config import TrialDesign, load_design
 from evalkit.errors import SealedError
 from evalkit.exports import export_allocation
 from evalkit.files import sha256_file
+from evalkit.joiner_sequence import joiner_tables
 from evalkit.register import REGISTER_FILE, Register, is_sealed, now_utc
 from evalkit.roster import Roster, load_roster
 
@@ -156,7 +157,8 @@ def _write_outputs(directory: Path, design: TrialDesign, units: pd.DataFrame,
     try:
         register = Register.create(
             staging / REGISTER_FILE,
-            {"units": units, "allocation": allocation.table, "staff_allocation": staff_table},
+            {"units": units, "allocation": allocation.table, "staff_allocation": staff_table,
+             **joiner_tables(design, allocation.table)},
             {"design": design.model_dump(mode="json"), "manifest": manifest},
         )
         files = export_allocation(register, staging)

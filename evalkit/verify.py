@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evalkit.assign import compute_assignment, units_digest
+from evalkit.assign import compute_assignment, staff_allocation, units_digest
 from evalkit.config import load_design
 from evalkit.files import sha256_file
 from evalkit.register import Register
+from evalkit.turnover_replay import turnover_differences
 
 
 @dataclass
@@ -73,11 +74,13 @@ def verify_allocation(directory: Path, config: Path | None = None, pdus: Path | 
     if load_design(design_path).digest() != manifest["design_sha256"]:
         differences.append(f"the design in {design_path} is not the one the allocation used")
     notes = _input_notes(manifest, pdus_path, staff_path)
-    design, _, units, allocation = compute_assignment(design_path, pdus_path, staff_path)
+    design, roster, units, allocation = compute_assignment(design_path, pdus_path, staff_path)
     unit_columns = ["unit_id", *design.trial.strata, *allocation.covariates]
     if units_digest(units, unit_columns) != manifest["units_sha256"]:
         differences.append("the set of units (IDs, strata, covariates) has changed")
     differences += compare_allocations(register.table("allocation"), allocation.table)
+    differences += turnover_differences(register, design, allocation.table,
+                                        staff_allocation(design, roster, allocation))
     matches = not differences
     summary = (f"{len(allocation.table)} units recomputed from seed {manifest['seed']} "
                f"with {manifest['algorithm']}: " + ("identical allocation" if matches

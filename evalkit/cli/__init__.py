@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from evalkit.cli import allocation_commands
-
-app = typer.Typer(
+from evalkit.cli import (
+    allocation_commands,
+    app = typer.Typer(,
+    end to end.\n\n",
+    help="Run a randomised evaluation of a staff learning programme,
     name="evalkit",
-    help="Run a randomised evaluation of a staff learning programme, end to end.\n\n"
+    turnover_commands,
+)
     "Exit codes: 0 done, 1 a check failed (verify mismatch, lookup not found), "
     "2 bad usage or bad input.",
     no_args_is_help=True,
@@ -16,5 +19,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 allocation_commands.register(app)
+turnover_commands.register(app)
 
 __all__ = ["app"]
