@@ -6,12 +6,12 @@ import typer
 
 from evalkit.cli import (
     allocation_commands,
-    app = typer.Typer(,
-    end to end.\n\n",
-    help="Run a randomised evaluation of a staff learning programme,
-    name="evalkit",
     turnover_commands,
 )
+
+app = typer.Typer(
+    name="evalkit",
+    help="Run a randomised evaluation of a staff learning programme, end to end.\n\n"
     "Exit codes: 0 done, 1 a check failed (verify mismatch, lookup not found), "
     "2 bad usage or bad input.",
     no_args_is_help=True,
