@@ -108,6 +108,14 @@ class RandomisationSpec(Strict):
         return self
 
 
+class DeliverySection(Strict):
+    """`[delivery]`: booking-window capacity limits and guidance templates."""
+
+    programme: str = Field(default="SEEDS2", min_length=1)
+    max_share_away_per_week: float = Field(default=0.25, gt=0, le=1)
+    templates: str | None = None
+
+
 class TrialDesign(Strict):
     """A whole validated trial design."""
 
@@ -116,7 +124,7 @@ class TrialDesign(Strict):
     arms: list[ArmSpec] = Field(min_length=2)
     courses: list[CourseSpec] = Field(default_factory=list)
     randomisation: RandomisationSpec = Field(default_factory=RandomisationSpec)
-    delivery: dict[str, Any] = Field(default_factory=dict)
+    delivery: DeliverySection = Field(default_factory=DeliverySection)
     analysis: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -141,6 +149,15 @@ class TrialDesign(Strict):
                     )
         return self
 
+    @model_validator(mode="after")
+    def _windows_in_sequence(self) -> TrialDesign:
+        """Groups' windows of one course must not overlap; Control opens after all others."""
+        for index, course in enumerate(self.courses):
+            problem = window_overlap(course.windows, self.control_arm)
+            if problem:
+                raise ValueError(f"key 'courses[{index}].windows' ({course.name}): {problem}")
+        return self
+
     @property
     def control_arm(self) -> str:
         return next(arm.name for arm in self.arms if arm.control)
@@ -158,6 +175,25 @@ class TrialDesign(Strict):
         payload = self.model_dump(mode="json", exclude={"inputs"})
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
+
+
+def window_overlap(windows: dict[str, tuple[dt.date, dt.date]], control: str) -> str | None:
+    """Describe the first clash between groups' windows (or Control opening early), else None."""
+    groups = sorted(windows, key=lambda g: windows[g])
+    for position, first in enumerate(groups):
+        for second in groups[position + 1:]:
+            (start_a, end_a), (start_b, end_b) = windows[first], windows[second]
+            if start_b <= end_a:
+                return (f"the {first!r} window ({start_a} to {end_a}) overlaps the {second!r} "
+                        f"window ({start_b} to {end_b}); one group's window must close "
+                        "before the next opens")
+    if control in windows:
+        opening = windows[control][0]
+        for group, (_, end) in windows.items():
+            if group != control and opening <= end:
+                return (f"the {control!r} window opens ({opening}) before the {group!r} window "
+                        f"closes ({end}); the control group must learn last")
+    return None
 
 
 def group_column(group: str) -> str:

@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import io
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -158,3 +159,23 @@ def _xlsx_value(value: object) -> object:
     if hasattr(value, "item"):
         return value.item()
     return value
+
+
+def write_folder(target: Path, contents: Mapping[str, bytes | str]) -> Path:
+    """Replace a folder of generated files as a whole: written beside it, then swapped in."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    old = target.with_name(f".{target.name}.old")
+    try:
+        for name, data in contents.items():
+            raw = data.encode("utf-8") if isinstance(data, str) else data
+            (staging / name).write_bytes(raw)
+        shutil.rmtree(old, ignore_errors=True)
+        if target.exists():
+            target.rename(old)
+        staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+    return target

@@ -6,6 +6,7 @@ import typer
 
 from evalkit.cli import (
     allocation_commands,
+    delivery_commands,
     turnover_commands,
 )
 
@@ -20,5 +21,6 @@ app = typer.Typer(
 )
 allocation_commands.register(app)
 turnover_commands.register(app)
+delivery_commands.register(app)
 
 __all__ = ["app"]
