@@ -7,6 +7,7 @@ import typer
 from evalkit.cli import (
     allocation_commands,
     delivery_commands,
+    monitor_commands,
     turnover_commands,
 )
 
@@ -21,6 +22,7 @@ app = typer.Typer(
 )
 allocation_commands.register(app)
 turnover_commands.register(app)
+monitor_commands.register(app)
 delivery_commands.register(app)
 
 __all__ = ["app"]

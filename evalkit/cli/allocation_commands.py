@@ -25,6 +25,9 @@ def example(
     outcomes_for: Annotated[Path | None, typer.Option(
         "--outcomes-for", help="Sealed run folder: also write synthetic outcomes.csv for it.")
     ] = None,
+    bookings_for: Annotated[Path | None, typer.Option(
+        "--bookings-for", help="Sealed run folder: also write bookings.csv, a synthetic "
+        "learning-platform export for it.")] = None,
 ) -> None:
     """Write the shipped example: 109 real PDUs and a synthetic national staff roster.
 
@@ -37,6 +40,11 @@ def example(
         from evalkit.example_outcomes import write_example_outcomes
 
         console.print(f"wrote outcomes: {write_example_outcomes(directory, outcomes_for)}")
+    if bookings_for is not None:
+        from evalkit.example_bookings import write_example_bookings
+
+        written = write_example_bookings(bookings_for, Path(directory) / "bookings.csv", seed)
+        console.print(f"wrote bookings: {written}")
 
 
 def assign(
