@@ -95,6 +95,8 @@ def resolve_units(
     names: list[str], units: pd.DataFrame, key: str, pdus: pd.DataFrame | None = None
 ) -> list[str]:
     """Map names or IDs (case-insensitive) to unit IDs; unknown ones fail with a suggestion."""
+    if not names:
+        return []
     by_text: dict[str, str] = {}
     for unit_id, name in zip(units["unit_id"], units["name"], strict=True):
         by_text.setdefault(str(unit_id).lower(), unit_id)
@@ -141,7 +143,10 @@ def stratum_keys(units: pd.DataFrame, strata: list[str]) -> pd.Series:
         if blank.any():
             unit_id = units.loc[blank.idxmax(), "unit_id"]
             raise InputError(f"unit {unit_id!r} has a blank stratum value", column=column)
-    return units[strata].astype(str).agg(" | ".join, axis=1)
+    keys = units[strata[0]].astype(str)
+    for column in strata[1:]:
+        keys = keys + " | " + units[column].astype(str)
+    return keys
 
 
 def allocate(

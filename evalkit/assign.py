@@ -20,7 +20,13 @@ import numpy as np
 import pandas as pd
 
 import evalkit
-from evalkit.allocation import Allocation, ProgressCallback, allocate, build_units
+from evalkit.allocation import (
+    Allocation,
+    ProgressCallback,
+    allocate,
+    build_units,
+    stratum_keys,
+)
 from evalkit.config import TrialDesign, load_design
 from evalkit.errors import SealedError
 from evalkit.exports import export_allocation
@@ -92,8 +98,7 @@ def build_manifest(design_path: Path, design: TrialDesign, roster: Roster, units
                    allocation: Allocation) -> dict[str, Any]:
     """Everything needed to reproduce and audit the allocation."""
     table = allocation.table
-    counts = table.assign(stratum=table[design.trial.strata].astype(str).agg(" | ".join, axis=1)
-                          if design.trial.strata else "")
+    counts = table.assign(stratum=stratum_keys(table, design.trial.strata))
     by_stratum = counts.groupby(["stratum", "group"]).size().unstack(fill_value=0)
     unit_columns = ["unit_id", *design.trial.strata, *allocation.covariates]
     return {

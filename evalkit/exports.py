@@ -12,18 +12,22 @@ from evalkit.files import write_csv, write_text, write_xlsx
 from evalkit.register import Register
 
 
+XLSX_ROW_LIMIT = 200_000  # beyond this a workbook is slow to write and to open: CSV only
+
+
 def staff_group_counts(staff_allocation: pd.DataFrame) -> pd.Series:
     return staff_allocation.groupby("group").size()
 
 
-def balance_from_register(register: Register) -> pd.DataFrame:
+def balance_from_register(register: Register, allocation: pd.DataFrame | None = None,
+                          staff: pd.DataFrame | None = None) -> pd.DataFrame:
     """Balance table of the sealed allocation, recomputed from the register."""
     design, manifest = register.design, register.manifest
-    allocation = register.table("allocation")
-    units = register.table("units")
+    allocation = register.table("allocation") if allocation is None else allocation
+    staff = register.table("staff_allocation") if staff is None else staff
     covariates = manifest["balance_covariates"]
+    units = register.table("units")[["unit_id", *covariates]]
     merged = allocation[["unit_id", "group"]].merge(units, on="unit_id", how="left")
-    staff = register.table("staff_allocation")
     counts = staff_group_counts(staff) if len(staff) else None
     return balance_table(merged, covariates, [a.name for a in design.arms], design.control_arm,
                          counts)
@@ -34,15 +38,16 @@ def export_allocation(register: Register, directory: Path) -> dict[str, Path]:
     directory = Path(directory)
     allocation = register.table("allocation")
     staff = register.table("staff_allocation")
-    balance = balance_from_register(register)
+    balance = balance_from_register(register, allocation, staff)
     paths = {
         "allocation": write_csv(directory / "allocation.csv", allocation),
         "staff_allocation": write_csv(directory / "staff_allocation.csv", staff),
         "balance": write_csv(directory / "balance.csv", balance),
-        "xlsx": write_xlsx(directory / "allocation.xlsx",
-                           {"allocation": allocation, "staff": staff, "balance": balance}),
         "manifest": write_text(directory / "manifest.json",
                                json.dumps(register.manifest, indent=2, sort_keys=True) + "\n"),
     }
+    if max(len(allocation), len(staff)) <= XLSX_ROW_LIMIT:
+        paths["xlsx"] = write_xlsx(directory / "allocation.xlsx",
+                                   {"allocation": allocation, "staff": staff, "balance": balance})
     register.append_event("exported", detail={"files": sorted(p.name for p in paths.values())})
     return paths

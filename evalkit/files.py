@@ -70,11 +70,15 @@ def excel_safe(value: object) -> object:
 
 
 def excel_safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """Escape every text cell of a frame for CSV output."""
+    """Escape every text cell of a frame for CSV output (vectorised per column)."""
     safe = frame.copy()
     for column in safe.columns:
-        if safe[column].dtype == object or pd.api.types.is_string_dtype(safe[column]):
-            safe[column] = safe[column].map(excel_safe)
+        values = safe[column]
+        if values.dtype == object or pd.api.types.is_string_dtype(values):
+            text = values.astype("string")
+            risky = text.str.startswith(FORMULA_PREFIXES).fillna(False).to_numpy(bool)
+            if risky.any():
+                safe[column] = values.where(~risky, "'" + text)
     return safe
 
 
