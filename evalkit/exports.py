@@ -11,7 +11,6 @@ from evalkit.balance import balance_table
 from evalkit.files import write_csv, write_text, write_xlsx
 from evalkit.register import Register
 
-
 XLSX_ROW_LIMIT = 200_000  # beyond this a workbook is slow to write and to open: CSV only
 
 
