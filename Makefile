@@ -21,7 +21,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check evalkit tests bench
 
 bench: $(STAMP)
-	$(BIN)/python bench/assign.py
+	for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) outputs/*
