@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import shutil
 import subprocess
 import sys
@@ -11,11 +12,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from icalendar import Calendar
 from typer.testing import CliRunner
 
 from evalkit.cli import app
-from evalkit.config import parse_design
+from evalkit.config import parse_design, window_overlap
 from evalkit.errors import ConfigError
 from evalkit.register import Register
 from tests.conftest import SEEDS2_CONFIG
@@ -189,3 +192,17 @@ def test_windows_runs_as_a_real_command(fresh_run: Path) -> None:
                                text=True, timeout=120)
     assert completed.returncode == 0, completed.stderr
     assert (fresh_run / "booking_windows.xlsx").exists()
+
+
+day = st.dates(min_value=dt.date(2022, 1, 1), max_value=dt.date(2024, 12, 31))
+
+
+@given(st.lists(st.tuples(day, day), min_size=1, max_size=4))
+def test_window_overlap_accepts_exactly_disjoint_windows_with_control_last(pairs) -> None:
+    names = ["Early Adopter", "Treatment", "Other", "Control"][-len(pairs):]
+    windows = {n: (min(a, b), max(a, b)) for n, (a, b) in zip(names, pairs, strict=False)}
+    spans = sorted(windows.values())
+    disjoint = all(later[0] > earlier[1] for earlier, later in itertools.pairwise(spans))
+    control_last = all(windows["Control"][0] > end for g, (_, end) in windows.items()
+                       if g != "Control")
+    assert (window_overlap(windows, "Control") is None) == (disjoint and control_last)
