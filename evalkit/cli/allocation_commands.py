@@ -74,13 +74,7 @@ def print_assign_summary(result: AssignResult) -> None:
         counts.add_row(stratum, *[str(row.get(g, 0)) for g in groups])
     counts.add_row("[bold]total", *[f"[bold]{result.manifest['totals'].get(g, 0)}" for g in groups])
     console.print(counts)
-    balance = Table(title="Balance (SMD against control)")
-    frame = _read_balance(result.files["balance"])
-    for column in frame.columns:
-        balance.add_column(column)
-    for row in frame.itertuples(index=False):
-        balance.add_row(*[_fmt(v) for v in row])
-    console.print(balance)
+    console.print(balance_summary(_read_balance(result.files["balance"])))
     if result.manifest["method"] == "rerandomise":
         console.print(f"re-randomisation: accepted draw {result.manifest['draws_tried']}; "
                       f"probabilities from {result.manifest['probabilities']['draws']} accepted "
@@ -90,6 +84,24 @@ def print_assign_summary(result: AssignResult) -> None:
                   f"Files in [bold]{result.directory}[/]:")
     for path in result.files.values():
         console.print(f"  {path}")
+
+
+def balance_summary(frame) -> Table:
+    """Covariates as rows, groups as columns: 'mean (SMD vs control)'."""
+    table = Table(title="Balance: mean (standardised difference against control)")
+    table.add_column("")
+    for group in frame["group"]:
+        table.add_column(str(group), justify="right")
+    table.add_row("units", *[str(v) for v in frame["units"]])
+    if "staff" in frame.columns:
+        table.add_row("staff", *[str(v) for v in frame["staff"]])
+    for column in [c for c in frame.columns if c.startswith("mean_")]:
+        name = column.removeprefix("mean_")
+        cells = []
+        for mean, smd in zip(frame[column], frame[f"smd_{name}"], strict=True):
+            cells.append(_fmt(float(mean)) + ("" if smd != smd else f" ({smd:+.2f})"))
+        table.add_row(name, *cells)
+    return table
 
 
 def _read_balance(path: Path):
