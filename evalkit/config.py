@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from evalkit.analysis.plan_spec import AnalysisSection
 from evalkit.errors import ConfigError, suggestion
 
 GRADES = ("PO", "PSO", "PQiP", "CA", "SPO", "Head of PDU", "Band 6+")
@@ -125,7 +126,7 @@ class TrialDesign(Strict):
     courses: list[CourseSpec] = Field(default_factory=list)
     randomisation: RandomisationSpec = Field(default_factory=RandomisationSpec)
     delivery: DeliverySection = Field(default_factory=DeliverySection)
-    analysis: dict[str, Any] = Field(default_factory=dict)
+    analysis: AnalysisSection = Field(default_factory=AnalysisSection)
 
     @model_validator(mode="after")
     def _coherent_arms(self) -> TrialDesign:

@@ -6,6 +6,7 @@ import typer
 
 from evalkit.cli import (
     allocation_commands,
+    analysis_commands,
     delivery_commands,
     monitor_commands,
     turnover_commands,
@@ -23,6 +24,7 @@ app = typer.Typer(
 allocation_commands.register(app)
 turnover_commands.register(app)
 monitor_commands.register(app)
+analysis_commands.register(app)
 delivery_commands.register(app)
 
 __all__ = ["app"]

@@ -1,0 +1,94 @@
+"""Report figures drawn with matplotlib (no pyplot state) and returned as inline SVG text.
+
+The SVG carries its text as text (accessible, searchable), no metadata, no DOCTYPE and no
+external references, so it can be pasted straight into a self-contained HTML page.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+
+import matplotlib
+import pandas as pd
+from matplotlib import ticker
+from matplotlib.figure import Figure
+
+RANDOMISED_COLOUR, NON_RANDOMISED_COLOUR = "#1f5f8b", "#b35900"
+
+
+def figure_to_svg(figure: Figure, title: str) -> str:
+    """SVG markup of a figure with a <title> for screen readers; no XML prolog or metadata."""
+    buffer = io.StringIO()
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "evalkit"}):
+        figure.savefig(buffer, format="svg", bbox_inches="tight",
+                       metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
+    text = buffer.getvalue()
+    text = text[text.index("<svg"):]
+    text = re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.S)
+    title_tag = f"<title>{_escape(title)}</title>"
+    text = re.sub(r"(<svg[^>]*>)", lambda m: m.group(1) + title_tag, text, count=1)
+    return text.replace("<svg ", '<svg role="img" ', 1)
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def forest_plot(effects: pd.DataFrame) -> str:
+    """Every effect with its CI: standardised (EEF g, Cox index) and rate ratios, by outcome."""
+    panels = [("Standardised effect (EEF g; Cox index for binary)",
+               effects[effects["measure"] != "rate ratio"], 0.0, False),
+              ("Rate ratio (log scale)", effects[effects["measure"] == "rate ratio"], 1.0, True)]
+    panels = [p for p in panels if len(p[1])]
+    heights = [max(len(p[1]), 1) * 0.32 + 0.9 for p in panels]
+    figure = Figure(figsize=(8.5, sum(heights) + 0.3))
+    axes = figure.subplots(len(panels), 1, squeeze=False,
+                           gridspec_kw={"height_ratios": heights})[:, 0]
+    for ax, (title, rows, null, log_scale) in zip(axes, panels, strict=True):
+        _forest_panel(ax, rows.reset_index(drop=True), title, null, log_scale)
+    figure.tight_layout()
+    return figure_to_svg(figure, "Forest plot of every effect with its confidence interval")
+
+
+def _forest_panel(ax, rows: pd.DataFrame, title: str, null: float, log_scale: bool) -> None:
+    positions = list(range(len(rows)))[::-1]
+    for y, row in zip(positions, rows.itertuples(index=False), strict=True):
+        colour = RANDOMISED_COLOUR if row.randomised else NON_RANDOMISED_COLOUR
+        marker = "s" if row.analysis_role == "primary" else "o"
+        ax.plot([row.ci_low, row.ci_high], [y, y], color=colour, linewidth=1.6)
+        ax.plot([row.effect_size], [y], marker=marker, color=colour, markersize=6)
+    ax.axvline(null, color="#555555", linewidth=0.8, linestyle="--")
+    ax.set_yticks(positions)
+    ax.set_yticklabels([_label(r) for r in rows.itertuples(index=False)], fontsize=8)
+    if log_scale:
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(ticker.FormatStrFormatter("%.2g"))
+        ax.xaxis.set_minor_formatter(ticker.FormatStrFormatter("%.2g"))
+    ax.set_ylim(-0.6, len(rows) - 0.4)
+    ax.set_title(title, fontsize=10, loc="left")
+    ax.tick_params(axis="x", labelsize=8)
+    ax.grid(axis="x", color="#dddddd", linewidth=0.5)
+
+
+def _label(row) -> str:
+    suffix = "" if row.randomised else " (non-randomised)"
+    return f"{row.outcome} | {row.model} | {row.arm}{suffix}"
+
+
+def icc_plot(iccs: pd.DataFrame) -> str:
+    """Each outcome's ICC with its Searle interval."""
+    rows = iccs.dropna(subset=["icc"]).reset_index(drop=True) if "icc" in iccs else iccs
+    figure = Figure(figsize=(6.5, 0.45 * max(len(rows), 1) + 0.9))
+    ax = figure.subplots()
+    positions = list(range(len(rows)))[::-1]
+    for y, row in zip(positions, rows.itertuples(index=False), strict=True):
+        ax.plot([row.ci_low, row.ci_high], [y, y], color=RANDOMISED_COLOUR, linewidth=1.6)
+        ax.plot([row.icc], [y], "o", color=RANDOMISED_COLOUR)
+    ax.set_yticks(positions)
+    ax.set_yticklabels(list(rows["outcome"]) if len(rows) else [], fontsize=8)
+    ax.set_xlabel("intra-cluster correlation (PDU)", fontsize=8)
+    ax.axvline(0, color="#555555", linewidth=0.8, linestyle="--")
+    ax.tick_params(axis="x", labelsize=8)
+    figure.tight_layout()
+    return figure_to_svg(figure, "Intra-cluster correlations with confidence intervals")
