@@ -55,7 +55,8 @@ def known_pdus(register: Register, staff: pd.DataFrame) -> pd.DataFrame:
                           on="pdu_code", how="left")
     listed = staff[["pdu_code", "pdu_name", "region"]].drop_duplicates("pdu_code")
     missing = listed[~listed["pdu_code"].isin(pdus["pdu_code"])]
-    return pd.concat([pdus, missing], ignore_index=True).fillna("")
+    pdus = pd.concat([pdus, missing], ignore_index=True)
+    return pdus.fillna({c: "" for c in ("pdu_code", "pdu_name", "region")})
 
 
 def _pdu_error(code: str, pdus: pd.DataFrame, **where) -> InputError:
@@ -65,7 +66,12 @@ def _pdu_error(code: str, pdus: pd.DataFrame, **where) -> InputError:
 
 def _read_new_starters(path: Path, staff: pd.DataFrame, pdus: pd.DataFrame) -> pd.DataFrame:
     """The new-starter file validated: columns, IDs unique, grades, PDUs, nobody enrolled."""
-    frame = validate_staff(read_table(path), Path(path), pdus)
+    frame = read_table(path)
+    if "pdu_code" in frame.columns:  # codes in any case, or PDU names, are accepted
+        by_text = {str(t).lower(): c for c, n in zip(pdus["pdu_code"], pdus["pdu_name"],
+                                                     strict=True) for t in (c, n)}
+        frame["pdu_code"] = [by_text.get(v.lower(), v) for v in frame["pdu_code"]]
+    frame = validate_staff(frame, Path(path), pdus)
     already = frame["staff_id"].isin(set(staff["staff_id"]))
     if already.any():
         position = int(already.to_numpy().argmax())
