@@ -128,31 +128,25 @@ def cross_pdu_work(staff: pd.DataFrame) -> list[dict]:
     return findings
 
 
-def transfers(staff: pd.DataFrame, events: pd.DataFrame) -> list[dict]:
-    """Events of kind `transferred` in the register (staff who moved after allocation)."""
+def transfers(staff: pd.DataFrame, events: pd.DataFrame | None) -> list[dict]:
+    """`transferred` events in the register: medium when the person now works beside staff
+    of another group (their group is kept: intention to treat), low otherwise."""
     if events is None or events.empty:
         return []
-    by_id = staff.set_index("staff_id")
+    pdu_group = staff.groupby("pdu_code")["group"].agg(lambda g: g.mode().iloc[0])
     findings = []
     for _, event in events[events["kind"] == "transferred"].iterrows():
         detail = json.loads(event["detail"] or "{}")
-        staff_id = str(detail.get("staff_id", ""))
-        person = by_id.loc[staff_id] if staff_id in by_id.index else None
-        where = pd.Series({
-            "pdu_code": _first(detail, "to_pdu_code", "to_pdu", default=_get(person, "pdu_code")),
-            "pdu_name": _get(person, "pdu_name"), "region": _get(person, "region")})
-        moved = ", ".join(f"{k}={v}" for k, v in sorted(detail.items()) if k != "staff_id")
-        findings.append(_finding("transfer", "medium", where, staff_id, [staff_id],
-                                 f"{event['time']}: {moved} {event['reason']}".strip()))
+        staff_id, group = str(detail.get("staff_id", "")), str(detail.get("group", ""))
+        target = str(detail.get("to_pdu", ""))
+        local = pdu_group.get(target, "unknown")
+        where = pd.Series({"pdu_code": target, "pdu_name": detail.get("pdu_name", ""),
+                           "region": detail.get("region", "")})
+        text = (f"{staff_id} ({group}) moved from {detail.get('from_pdu', '?')} to {target} "
+                f"(mostly {local}) on {str(event['time'])[:10]}")
+        findings.append(_finding("transfer", "low" if local == group else "medium", where,
+                                 staff_id, [staff_id], f"{text}. {event['reason']}".strip()))
     return findings
-
-
-def _first(detail: dict, *keys: str, default: str = "") -> str:
-    return next((str(detail[k]) for k in keys if detail.get(k)), default)
-
-
-def _get(person: pd.Series | None, key: str) -> str:
-    return "" if person is None else str(person[key])
 
 
 def control_pod_exposure(design: TrialDesign, staff: pd.DataFrame) -> pd.DataFrame:

@@ -139,3 +139,18 @@ def test_markdown_blocks_split_headings_paragraphs_and_lists() -> None:
     assert blocks == [{"kind": "heading", "level": 3, "text": "Title"},
                       {"kind": "paragraph", "text": "Some text more."},
                       {"kind": "list", "items": ["one", "two"]}]
+
+
+def test_transfers_after_allocation_are_reported(fresh_run: Path) -> None:
+    from evalkit.turnover import transfer
+
+    staff = Register.open(fresh_run).table("staff_allocation")
+    mover = staff[(staff["group"] == "Control") & (staff["grade"] == "PO")].iloc[0]
+    target = staff.loc[staff["group"] == "Treatment", "pdu_code"].iloc[0]
+    transfer(fresh_run, mover["staff_id"], target, reason="promotion")
+    plan, _ = run_guidance(fresh_run)
+    moves = plan.report.findings[plan.report.findings["kind"] == "transfer"]
+    assert moves[["subject", "pdu_code", "severity"]].values.tolist() == [
+        [mover["staff_id"], target, "medium"]]
+    row = plan.report.by_pdu.set_index("pdu_code").loc[target]
+    assert row["transfer"] == 1 and row["risk"] != "low"
