@@ -37,3 +37,17 @@ def fresh_run(national_run: AssignResult, tmp_path: Path) -> Path:
     target = tmp_path / "run"
     shutil.copytree(national_run.directory, target)
     return target
+
+
+@pytest.fixture(scope="session")
+def analysed_run(tmp_path_factory: pytest.TempPathFactory, national_run: AssignResult):
+    """A copy of the national run with synthetic outcomes and the full plan run on it once."""
+    from evalkit.analysis.plan import run_plan
+    from evalkit.example_outcomes import write_example_outcomes
+
+    root = tmp_path_factory.mktemp("analysed")
+    run = root / "run"
+    shutil.copytree(national_run.directory, run)
+    outcomes = write_example_outcomes(root, run)
+    result = run_plan(run, outcomes, out=root / "results")
+    return {"run": run, "outcomes": outcomes, "out": root / "results", "result": result}

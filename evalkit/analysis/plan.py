@@ -18,7 +18,12 @@ import pandas as pd
 
 from evalkit.analysis.attrition import attrition_summary, consort_flow
 from evalkit.analysis.design import AnalysisInputError
-from evalkit.analysis.effect_sizes import COX_SCALE, eef_effect_size, icc_estimate
+from evalkit.analysis.effect_sizes import (
+    COX_SCALE,
+    eef_effect_size,
+    icc_estimate,
+    searle_icc_interval,
+)
 from evalkit.analysis.iv import fit_cace
 from evalkit.analysis.multiplicity import holm_adjust
 from evalkit.analysis.plan_data import (
@@ -186,18 +191,32 @@ def _effect_sizes(results, roles, iccs: pd.DataFrame) -> pd.DataFrame:
 
 
 def _iccs(data: PlanData, plan: AnalysisSection) -> pd.DataFrame:
-    """Null-model ICC (linear scale) with Searle's CI for each staff-level outcome."""
+    """ICC with Searle's CI per staff-level outcome: REML null model for continuous outcomes
+    (its total SD scales EEF g), one-way ANOVA (linear scale) for binary and count ones."""
     rows = []
     for outcome in plan.outcomes:
         if outcome.level != "staff":
             continue
         try:
-            estimate = icc_estimate(data.staff, outcome.name, CLUSTER, plan.alpha)
+            estimate = (icc_estimate(data.staff, outcome.name, CLUSTER, plan.alpha)
+                        if outcome.type == "continuous"
+                        else _anova_icc(data.staff, outcome.name, plan.alpha))
         except (AnalysisInputError, RuntimeError) as error:
             rows.append({"outcome": outcome.name, "note": str(error)})
             continue
         rows.append({"outcome": outcome.name, "type": outcome.type, **estimate})
     return pd.DataFrame(rows)
+
+
+def _anova_icc(frame: pd.DataFrame, outcome: str, alpha: float) -> dict[str, Any]:
+    """One-way ANOVA ICC (Donner's n0) and Searle interval on the linear scale."""
+    work = frame[[outcome, CLUSTER]].dropna()
+    cluster = pd.factorize(work[CLUSTER].astype(str), sort=True)[0]
+    interval = searle_icc_interval(work[outcome].to_numpy(float), cluster, alpha)
+    return {"icc": interval["icc_anova"], "ci_low": interval["ci_low"],
+            "ci_high": interval["ci_high"], "ci_method": "Searle (1971) F interval, ANOVA ICC",
+            "total_sd": float(work[outcome].std()), "n_obs": len(work),
+            "n_clusters": int(cluster.max()) + 1, "alpha": alpha}
 
 
 def _attrition(data: PlanData, plan: AnalysisSection) -> pd.DataFrame:

@@ -100,10 +100,12 @@ def _fmt(value: object, digits: int = 4) -> str:
 def print_result(result: ModelResult) -> None:
     """A rich table of contrasts plus counts, ICC, joint test and key diagnostics."""
     table = Table(title=f"{result.model}: {result.outcome}")
-    for column in ("arm", "versus", "estimate", "se", "df", "statistic", "p", "CI"):
-        table.add_column(column)
-    for c in result.contrasts:
-        arm = c.arm if c.randomised else f"{c.arm} (non-randomised)"
+    labels = [c.arm if c.randomised else f"{c.arm} (non-randomised)" for c in result.contrasts]
+    table.add_column("arm", min_width=min(max(map(len, labels), default=3), 30),
+                     overflow="fold")
+    for column in ("versus", "estimate", "se", "df", "statistic", "p", "CI"):
+        table.add_column(column, overflow="fold")
+    for arm, c in zip(labels, result.contrasts, strict=True):
         table.add_row(arm, c.versus, _fmt(c.estimate), _fmt(c.se), _fmt(c.df),
                       _fmt(c.statistic), _fmt(c.p_value),
                       f"[{_fmt(c.ci_low)}, {_fmt(c.ci_high)}]")

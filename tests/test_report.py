@@ -1,0 +1,58 @@
+"""The HTML report: self-contained, inline SVG, non-randomised labels, escaped text."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from evalkit.analysis.plots import forest_plot
+from evalkit.analysis.report import fmt, fmt_p, render_report
+
+
+def without_namespaces(html: str) -> str:
+    """Drop XML namespace declarations (identifiers, never fetched) before looking for URLs."""
+    return re.sub(r'\sxmlns(:\w+)?="[^"]*"', "", html)
+
+
+def test_report_is_self_contained_with_inline_svg(analysed_run):
+    html = (analysed_run["out"] / "report.html").read_text(encoding="utf-8")
+    assert html.count("<svg") >= 2
+    assert "<title>Forest plot" in html
+    body = without_namespaces(html)
+    assert not re.search(r"https?://|//cdn|<link\b|<script\b[^>]*\bsrc=|<img\b|@import", body)
+    assert "<metadata>" not in html and "<!DOCTYPE svg" not in html
+
+
+def test_report_sections_and_labels(analysed_run):
+    html = (analysed_run["out"] / "report.html").read_text(encoding="utf-8")
+    for heading in ("Design", "CONSORT flow", "Balance at allocation", "Attrition", "Effects",
+                    "Model tables", "Intra-cluster correlations", "Deviations from the plan"):
+        assert f">{heading}" in html
+    assert "Early Adopter <span class=\"nonrandom\">(non-randomised)</span>" in html
+    assert "Complier average causal effect" in html
+    assert "Holm p" in html
+
+
+def test_report_escapes_text_and_lists_deviations(analysed_run):
+    result = dataclasses.replace(
+        analysed_run["result"],
+        deviations=[{"outcome": "retained", "model": "gee", "status": "failed",
+                     "detail": "<script>alert(1)</script>"}])
+    html = render_report(result, "2026-01-01T00:00:00+00:00")
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "None: every pre-specified model was fitted." not in html
+
+
+def test_forest_plot_has_one_row_per_effect(analysed_run):
+    effects = analysed_run["result"].effect_sizes
+    svg = forest_plot(effects)
+    assert svg.startswith("<svg")
+    for row in effects.itertuples():
+        assert f"{row.outcome} | {row.model} | {row.arm}" in svg
+
+
+def test_number_formatting():
+    assert fmt(float("nan")) == "-" and fmt(None) == "-"
+    assert fmt(1.23456) == "1.235" and fmt(3) == "3"
+    assert fmt_p(0.0004) == "<0.001" and fmt_p(0.0123) == "0.012"
