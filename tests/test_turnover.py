@@ -17,7 +17,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from evalkit.assign import run_assign
 from evalkit.cli import app
 from evalkit.config import parse_design
 from evalkit.joiner_sequence import (
@@ -29,49 +28,9 @@ from evalkit.joiner_sequence import (
 )
 from evalkit.register import Register, register_path
 from evalkit.turnover import enrol
+from tests.turnover_helpers import staff_level_run_fixture  # noqa: F401 (fixture)
 
 runner = CliRunner()
-
-STAFF_DESIGN = """
-[trial]
-name = "Staff-level test"
-seed = 4242
-unit = "staff"
-strata = ["region"]
-
-[[arms]]
-name = "Treatment"
-ratio = 1
-
-[[arms]]
-name = "Control"
-ratio = 1
-control = true
-
-[[courses]]
-name = "SEEDS2 for Practitioners"
-grades = ["PO", "PSO", "PQiP"]
-windows = { "Treatment" = ["2022-06-01", "2022-09-30"], "Control" = ["2023-04-01", "2023-07-31"] }
-
-[[courses]]
-name = "SEEDS2 for Managers"
-grades = ["SPO"]
-windows = { "Treatment" = ["2022-06-01", "2022-09-30"], "Control" = ["2023-04-01", "2023-07-31"] }
-"""
-
-
-@pytest.fixture(scope="module")
-def staff_level_run(tmp_path_factory, example_files) -> Path:
-    """A sealed staff-level allocation of a few staff from every PDU (fast to verify)."""
-    folder = tmp_path_factory.mktemp("staff_level")
-    design = folder / "design.toml"
-    design.write_text(STAFF_DESIGN, encoding="utf-8")
-    staff = pd.read_csv(example_files["staff"], dtype=str, keep_default_na=False)
-    staff.groupby("pdu_code").head(4).to_csv(folder / "staff.csv", index=False)
-    result = run_assign(design, out=folder / "run", pdus=example_files["pdus"],
-                        staff=folder / "staff.csv")
-    return result.directory
-
 
 @pytest.fixture()
 def fresh_staff_run(staff_level_run: Path, tmp_path: Path) -> Path:
