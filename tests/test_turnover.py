@@ -330,3 +330,31 @@ def test_a_published_page_is_regenerated(fresh_staff_run, tmp_path):
     published = events_of(fresh_run, "published")
     assert len(published) == 2
     assert Path(published[-1]["path"]) == page.resolve()
+
+
+def test_a_stratum_past_its_slots_is_extended_and_still_verifies(fresh_staff_run, tmp_path):
+    register = Register.open(fresh_staff_run)
+    staff = register.table("staff_allocation")
+    region = staff.iloc[0]["region"]
+    sequence = register.table(SEQUENCE_TABLE)
+    slots = int((sequence["stratum"] == region).sum())
+    pdu = staff.iloc[0]["pdu_code"]
+    path = write_starters(tmp_path / "many.csv",
+                          [starter(f"N{i:04d}", pdu) for i in range(slots + 3)])
+    enrol(fresh_staff_run, path)
+    extended = register.table(SEQUENCE_TABLE)
+    assert int((extended["stratum"] == region).sum()) > slots
+    assert (extended["used_by"].fillna("") != "").sum() == slots + 3
+    result = runner.invoke(app, ["verify", str(fresh_staff_run)])
+    assert result.exit_code == 0, result.output
+
+
+def test_verify_fails_when_the_stored_sequence_is_altered(fresh_staff_run):
+    register = Register.open(fresh_staff_run)
+    sequence = register.table(SEQUENCE_TABLE)
+    sequence.loc[0, "group"] = "Control" if sequence.loc[0, "group"] == "Treatment" \
+        else "Treatment"
+    register.replace_table(SEQUENCE_TABLE, sequence)
+    result = runner.invoke(app, ["verify", str(fresh_staff_run)])
+    assert result.exit_code == 1
+    assert "joiner sequence" in result.output
