@@ -41,7 +41,7 @@ def run_monitor(directory: Path, bookings_path: Path, column_map: dict[str, str]
     monitoring = monitor_bookings(register.design, register.table("staff_allocation"),
                                   bookings, as_of)
     directory = Path(directory)
-    files = write_monitoring(directory, monitoring)
+    files = write_monitoring(directory, monitoring, register.design.trial.name)
     register.replace_table(COMPLIANCE_TABLE, compliance_table(monitoring))
     register.append_event("monitored", detail={
         "bookings": str(Path(bookings_path).resolve()), "rows": monitoring.rows_read,
@@ -77,7 +77,8 @@ def output_tables(monitoring: Monitoring) -> dict[str, pd.DataFrame]:
     }
 
 
-def write_monitoring(directory: Path, monitoring: Monitoring) -> dict[str, Path]:
+def write_monitoring(directory: Path, monitoring: Monitoring,
+                     trial_name: str = "Evaluation") -> dict[str, Path]:
     """monitoring.csv (one row per person), monitoring.xlsx (summary and the lists to act
     on; everyone's row is in the CSV, which keeps the workbook quick to write and open),
     monitoring.html."""
@@ -86,7 +87,8 @@ def write_monitoring(directory: Path, monitoring: Monitoring) -> dict[str, Path]
     return {
         "csv": write_csv(directory / "monitoring.csv", tables["staff"]),
         "xlsx": write_xlsx(directory / "monitoring.xlsx", sheets),
-        "html": write_text(directory / "monitoring.html", render_html(monitoring, tables)),
+        "html": write_text(directory / "monitoring.html",
+                           render_html(monitoring, tables, trial_name)),
     }
 
 
@@ -141,12 +143,13 @@ def _listing(frame: pd.DataFrame) -> dict:
             "total": len(frame), "truncated": len(frame) > HTML_ROW_LIMIT}
 
 
-def render_html(monitoring: Monitoring, tables: dict[str, pd.DataFrame]) -> str:
+def render_html(monitoring: Monitoring, tables: dict[str, pd.DataFrame],
+                trial_name: str = "Evaluation") -> str:
     """The self-contained monitoring page."""
     by_pdu = [(code, _listing(group.drop(columns=["pdu_code"])))
               for code, group in tables["control_early"].groupby("pdu_code", sort=True)]
     return _environment().get_template("report.html.j2").render(
-        as_of=monitoring.as_of.isoformat(), rows_read=monitoring.rows_read,
+        trial_name=trial_name, as_of=monitoring.as_of.isoformat(), rows_read=monitoring.rows_read,
         summary=_listing(tables["summary"]), chart=Markup(completion_chart_svg(monitoring)),
         late=_listing(tables["late"]), not_booked=_listing(tables["not_booked"]),
         control_by_pdu=by_pdu, control_total=len(tables["control_early"]),
