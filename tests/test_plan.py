@@ -205,3 +205,26 @@ def test_rerandomised_run_acceptance_rule_matches_the_balance_rule(example_files
         assert accept(candidate) == (abs(smd) <= 0.1)
         outcomes.add(abs(smd) <= 0.1)
     assert not math.isnan(smd) and outcomes == {True, False}
+
+
+def test_register_compliance_table_is_preferred(analysed_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(analysed_run["run"], run)
+    register = Register.open(run)
+    staff = register.table("staff_allocation")
+    staff = staff[staff["group"] != "Not in trial"].reset_index(drop=True)
+    rng = np.random.default_rng(5)
+    table = pd.DataFrame({"staff_id": staff["staff_id"], "group": staff["group"],
+                          "completed_in_window": rng.integers(0, 2, len(staff)),
+                          "completed_before_window": rng.integers(0, 2, len(staff))})
+    register.replace_table("compliance", table)
+    data = load_plan_data(register, analysed_run["outcomes"])
+    assert data.compliance_source.startswith("register table 'compliance'")
+    merged = data.staff.merge(table, on="staff_id", suffixes=("", "_table"))
+    control = merged["group"] == "Control"
+    assert (merged.loc[control, "_compliance"]
+            == merged.loc[control, "completed_before_window"]).all()
+    assert (merged.loc[~control, "_compliance"]
+            == merged.loc[~control, "completed_in_window"]).all()

@@ -4,7 +4,9 @@ Rows come from the register (`staff_allocation`, staff in a trial group only), s
 without outcomes stay in as missing values (attrition is counted against the allocation).
 Columns added: `stratum` (the design's strata, from the sealed `allocation` table),
 outcomes and covariates from the outcomes file, numeric unit covariates from the register
-`units` table, and `_compliance` (register table `compliance`, else the file's `completed`).
+`units` table, and `_compliance` (register table `compliance` written by `evalkit monitor`,
+else the file's `completed`): completed in the group's window or, for Control, completed
+before its own window (which opens after the outcome period: only early completion counts).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -137,8 +140,18 @@ def _add_compliance(register: Register, staff: pd.DataFrame, outcomes: pd.DataFr
         table = register.table("compliance")
         if {"staff_id", "completed_in_window"} <= set(table.columns):
             values = table.drop_duplicates("staff_id").set_index("staff_id")
-            staff[COMPLIANCE] = staff["staff_id"].map(_as_indicator(values["completed_in_window"]))
-            return staff, "register table 'compliance' (completed_in_window)"
+            received = _as_indicator(values["completed_in_window"])
+            source = "register table 'compliance' (completed_in_window"
+            if "completed_before_window" in values.columns:
+                # Control's own window opens after the outcome period: only an early
+                # completion (contamination) means a Control member received the programme.
+                early = _as_indicator(values["completed_before_window"])
+                staff_control = staff.set_index("staff_id")[ARM] == register.design.control_arm
+                control_ids = staff_control.index[staff_control.to_numpy()]
+                received.loc[received.index.isin(control_ids)] = early
+                source += "; Control: completed_before_window"
+            staff[COMPLIANCE] = staff["staff_id"].map(received)
+            return staff, source + ")"
     if "completed" in outcomes.columns and "staff_id" in outcomes.columns:
         values = outcomes.drop_duplicates("staff_id").set_index("staff_id")["completed"]
         staff[COMPLIANCE] = staff["staff_id"].map(_as_indicator(values, path))
@@ -174,11 +187,20 @@ def acceptance_rule(register: Register) -> Callable[[pd.Series], bool] | None:
     fixed = sealed[allocation.set_index("unit_id")["assignment"] == "fixed"].to_dict()
     pool = units[~units["unit_id"].isin(fixed)]
     rule = AcceptanceRule(design, units, pool, fixed, list(manifest["balance_covariates"]))
-    pool_ids = pool["unit_id"].astype(str).tolist()
+    pool_ids = pd.Index(pool["unit_id"].astype(str))
+    code_of = {name: code for code, name in enumerate(rule.arm_names)}
+    sealed_codes = np.array([code_of[g] for g in sealed.reindex(pool_ids)], dtype=np.int8)
+    cache: dict[str, Any] = {"index": None}
 
     def accept(candidate: pd.Series) -> bool:
-        groups = [candidate.get(uid, sealed[uid]) for uid in pool_ids]
-        codes = np.array([[rule.arm_names.index(g) for g in groups]], dtype=np.int8)
-        return bool(rule.scores(codes)[0] <= rule.limit)
+        if cache["index"] is not candidate.index:  # RI passes the same index every call
+            cache["index"] = candidate.index
+            cache["positions"] = candidate.index.get_indexer(pool_ids)
+        positions = cache["positions"]
+        values = candidate.to_numpy()
+        codes = sealed_codes.copy()
+        found = np.flatnonzero(positions >= 0)
+        codes[found] = [code_of[values[p]] for p in positions[found]]
+        return bool(rule.scores(codes[None, :])[0] <= rule.limit)
 
     return accept
