@@ -16,8 +16,8 @@ def without_namespaces(html: str) -> str:
 
 def test_report_is_self_contained_with_inline_svg(analysed_run):
     html = (analysed_run["out"] / "report.html").read_text(encoding="utf-8")
-    assert html.count("<svg") >= 2
-    assert "<title>Forest plot" in html
+    assert html.count("<svg") >= 3
+    assert "<title>Forest plot" in html and "<title>CONSORT flow diagram" in html
     body = without_namespaces(html)
     assert not re.search(r"https?://|//cdn|<link\b|<script\b[^>]*\bsrc=|<img\b|@import", body)
     assert "<metadata>" not in html and "<!DOCTYPE svg" not in html

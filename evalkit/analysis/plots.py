@@ -92,3 +92,36 @@ def icc_plot(iccs: pd.DataFrame) -> str:
     ax.tick_params(axis="x", labelsize=8)
     figure.tight_layout()
     return figure_to_svg(figure, "Intra-cluster correlations with confidence intervals")
+
+
+CONSORT_STAGES = (
+    ("Allocated", "clusters_allocated", "individuals_allocated"),
+    ("Lost to follow-up", "clusters_lost", "individuals_lost"),
+    ("Analysed", "clusters_analysed", "individuals_analysed"),
+)
+
+
+def consort_figure(consort: pd.DataFrame) -> str:
+    """CONSORT flow as boxes and arrows: one column per arm, allocated -> lost -> analysed."""
+    arms = consort.reset_index(drop=True)
+    figure = Figure(figsize=(2.9 * max(len(arms), 1), 3.4))
+    ax = figure.subplots()
+    ax.set_xlim(0, len(arms))
+    ax.set_ylim(0, len(CONSORT_STAGES) + 0.4)
+    ax.axis("off")
+    for column, row in arms.iterrows():
+        colour = RANDOMISED_COLOUR if row.get("randomised", True) else NON_RANDOMISED_COLOUR
+        title = row["arm"] + ("" if row.get("randomised", True) else "\n(non-randomised)")
+        ax.text(column + 0.5, len(CONSORT_STAGES) + 0.15, title, ha="center", va="center",
+                fontsize=9, fontweight="bold", color=colour)
+        for level, (label, clusters, people) in enumerate(CONSORT_STAGES):
+            y = len(CONSORT_STAGES) - level - 0.5
+            ax.text(column + 0.5, y, f"{label}\n{row[clusters]} PDUs, {row[people]} staff",
+                    ha="center", va="center", fontsize=8,
+                    bbox={"boxstyle": "round,pad=0.4", "facecolor": "white",
+                          "edgecolor": colour})
+            if level:
+                ax.annotate("", xy=(column + 0.5, y + 0.28), xytext=(column + 0.5, y + 0.72),
+                            arrowprops={"arrowstyle": "->", "color": "#555555"})
+    figure.tight_layout()
+    return figure_to_svg(figure, "CONSORT flow diagram: allocated, lost and analysed per group")

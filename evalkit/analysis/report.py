@@ -9,7 +9,7 @@ import jinja2
 import pandas as pd
 from markupsafe import Markup
 
-from evalkit.analysis.plots import forest_plot, icc_plot
+from evalkit.analysis.plots import consort_figure, forest_plot, icc_plot
 
 if TYPE_CHECKING:
     from evalkit.analysis.plan import PlanResult
@@ -68,6 +68,7 @@ def render_report(result: PlanResult, generated: str) -> str:
         "notes": result.notes,
         "forest_svg": Markup(forest_plot(result.effect_sizes))
         if not result.effect_sizes.empty else "",
+        "consort_svg": Markup(consort_figure(result.consort)) if len(result.consort) else "",
         "icc_svg": Markup(icc_plot(result.iccs)) if "icc" in result.iccs else "",
     }
     return _environment().get_template("report.html.j2").render(**context)
