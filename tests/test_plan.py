@@ -228,3 +228,23 @@ def test_register_compliance_table_is_preferred(analysed_run, tmp_path):
             == merged.loc[control, "completed_before_window"]).all()
     assert (merged.loc[~control, "_compliance"]
             == merged.loc[~control, "completed_in_window"]).all()
+
+
+@pytest.mark.slow
+def test_plan_written_after_sealing_is_read_with_plan_option(analysed_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(analysed_run["run"], run)
+    register = Register.open(run)
+    design = register.meta("design")
+    design["analysis"] = {}
+    register.set_meta("design", design)
+    base = ["analyse", "--register", str(run), "--outcomes", str(analysed_run["outcomes"]),
+            "--out", str(tmp_path / "out")]
+    refused = runner.invoke(app, base)
+    assert refused.exit_code == 2 and "--plan" in refused.output
+    result = runner.invoke(app, [*base, "--plan", str(SEEDS2_CONFIG)])
+    assert result.exit_code == 0, result.output
+    document = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert any("analysis plan read from" in note for note in document["notes"])

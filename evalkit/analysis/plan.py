@@ -38,8 +38,10 @@ from evalkit.analysis.plan_data import (
 from evalkit.analysis.plan_spec import AnalysisSection, OutcomeSpec
 from evalkit.analysis.results import ModelResult
 from evalkit.analysis.run import AnalyseSpec, analyse_frame
+from evalkit.config import load_design
 from evalkit.errors import ConfigError, EvalkitError
 from evalkit.exports import balance_from_register
+from evalkit.files import sha256_file
 from evalkit.register import Register
 
 
@@ -63,17 +65,26 @@ class PlanResult:
     files: dict[str, Path] = field(default_factory=dict)
 
 
-def compute_plan(register: Register, outcomes_path: Path) -> PlanResult:
-    """Fit every planned model and summary; no files written."""
+def compute_plan(register: Register, outcomes_path: Path,
+                 plan_file: Path | None = None) -> PlanResult:
+    """Fit every planned model and summary; no files written.
+
+    The plan is the sealed design's [analysis] section, or that of `plan_file` (a design
+    TOML) when the plan was written after the allocation was sealed; that is noted.
+    """
     design = register.design
-    plan = design.analysis
+    plan = design.analysis if plan_file is None else load_design(plan_file).analysis
     if not plan.outcomes:
-        raise ConfigError("the design has no [[analysis.outcomes]]: add the pre-specified "
-                          "outcomes to its [analysis] section before analysing")
-    data = load_plan_data(register, Path(outcomes_path))
+        raise ConfigError(f"{plan_file or 'the sealed design'} has no [[analysis.outcomes]]: "
+                          "pre-specify the outcomes in an [analysis] section (pass the design "
+                          "file with --plan if it was written after the allocation)")
+    data = load_plan_data(register, Path(outcomes_path), plan)
     accept = acceptance_rule(register)
     deviations: list[dict[str, str]] = []
     notes = list(data.notes)
+    if plan_file is not None:
+        notes.append(f"analysis plan read from {plan_file} (sha256 "
+                     f"{sha256_file(Path(plan_file))[:12]}), not from the sealed design")
     results, roles = [], []
     for outcome in plan.outcomes:
         for position, model in enumerate(plan.models_for(outcome)):
@@ -95,7 +106,7 @@ def compute_plan(register: Register, outcomes_path: Path) -> PlanResult:
     iccs = _iccs(data, plan)
     cace = _cace(data, plan, deviations)
     return PlanResult(
-        design_summary=design_summary(register), model_results=results, roles=roles,
+        design_summary=design_summary(register, plan), model_results=results, roles=roles,
         contrasts=_contrast_table(results, roles, holm),
         effect_sizes=_effect_sizes(results, roles, iccs), iccs=iccs,
         attrition=_attrition(data, plan), consort=_consort(data, plan),
@@ -258,7 +269,7 @@ def _cace(data: PlanData, plan: AnalysisSection, deviations: list) -> ModelResul
     return result
 
 
-def design_summary(register: Register) -> dict[str, Any]:
+def design_summary(register: Register, plan: AnalysisSection) -> dict[str, Any]:
     """What the report's design section shows: trial, arms, units and staff per group."""
     design, manifest = register.design, register.manifest
     allocation = register.table("allocation")
@@ -272,16 +283,17 @@ def design_summary(register: Register) -> dict[str, Any]:
                   "units": int((allocation["group"] == a.name).sum()),
                   "staff": int((staff["group"] == a.name).sum())} for a in design.arms],
         "design_digest": design.digest(),
-        "confidence": f"{100 * (1 - design.analysis.alpha):g}",
+        "confidence": f"{100 * (1 - plan.alpha):g}",
     }
 
 
-def run_plan(register_dir: Path, outcomes_path: Path, out: Path | None = None) -> PlanResult:
+def run_plan(register_dir: Path, outcomes_path: Path, out: Path | None = None,
+             plan_file: Path | None = None) -> PlanResult:
     """Compute the plan, write results.json/xlsx and report.html, record an `analysed` event."""
     from evalkit.analysis.plan_outputs import write_plan_outputs
 
     register = Register.open(register_dir)
-    result = compute_plan(register, outcomes_path)
+    result = compute_plan(register, outcomes_path, plan_file)
     out = Path(out) if out is not None else Path(register_dir) / "analysis"
     result.files = write_plan_outputs(result, out, outcomes_path)
     register.append_event("analysed", detail={

@@ -44,10 +44,11 @@ class PlanData:
     notes: list[str] = field(default_factory=list)
 
 
-def load_plan_data(register: Register, outcomes_path: Path) -> PlanData:
+def load_plan_data(register: Register, outcomes_path: Path,
+                   plan: AnalysisSection | None = None) -> PlanData:
     """Join the outcomes file to the register's allocation; validate the plan's columns."""
     design = register.design
-    plan = design.analysis
+    plan = plan or design.analysis
     outcomes = blanks_to_missing(read_table(outcomes_path))
     allocation = register.table("allocation")
     trial_groups = [arm.name for arm in design.arms]

@@ -39,6 +39,9 @@ def analyse(
         "--register", help="Sealed run folder: run the design's pre-specified plan.")] = None,
     outcomes: Annotated[Path | None, typer.Option(
         "--outcomes", help="Outcomes file (staff_id + outcome columns) for --register.")] = None,
+    plan: Annotated[Path | None, typer.Option(
+        "--plan", help="Design TOML whose [analysis] section to use instead of the sealed one.")
+                    ] = None,
     out: Annotated[Path | None, typer.Option(
         "--out", help="Folder for results.json/xlsx and report.html (default: run folder).")
                    ] = None,
@@ -51,7 +54,7 @@ def analyse(
     Example: evalkit analyse --register outputs/seeds2 --outcomes outcomes.csv
     """
     if register is not None:
-        _run_plan(register, outcomes, out)
+        _run_plan(register, outcomes, out, plan)
         return
     if data is None or outcome is None:
         raise InputError("give DATA and --outcome (one model), or --register DIR --outcomes "
@@ -73,13 +76,14 @@ def analyse(
         console.print(f"wrote {json_out}")
 
 
-def _run_plan(register: Path, outcomes: Path | None, out: Path | None) -> None:
+def _run_plan(register: Path, outcomes: Path | None, out: Path | None,
+              plan: Path | None) -> None:
     from evalkit.analysis.plan import run_plan
 
     if outcomes is None:
         raise InputError("--register needs --outcomes FILE (staff_id plus outcome columns)")
     with console.status("Running the pre-specified analysis plan"):
-        result = run_plan(register, outcomes, out=out)
+        result = run_plan(register, outcomes, out=out, plan_file=plan)
     for model_result in result.model_results:
         print_result(model_result)
     for deviation in result.deviations:
