@@ -172,8 +172,12 @@ class TrialDesign(Strict):
         return next((c for c in self.courses if grade in c.grades), None)
 
     def digest(self) -> str:
-        """SHA-256 of the canonical design (inputs excluded: they are hashed separately)."""
-        payload = self.model_dump(mode="json", exclude={"inputs"})
+        """SHA-256 of the parts that decide the allocation (trial, arms, randomisation).
+
+        Courses, delivery and the analysis plan may be refined after sealing without
+        invalidating the allocation; the input files are hashed separately.
+        """
+        payload = self.model_dump(mode="json", include={"trial", "arms", "randomisation"})
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 

@@ -82,6 +82,12 @@ def excel_safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return safe
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside `target`; on success rename it over `target`."""
@@ -92,6 +98,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
     temp = Path(temp_name)
     try:
         yield temp
+        os.chmod(temp, 0o666 & ~_current_umask())   # mkstemp makes 0600; match a normal file
         os.replace(temp, target)
     finally:
         if temp.exists():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Annotated
 
@@ -172,20 +171,29 @@ def demo(
     ),
     config: Annotated[Path, typer.Option(help="Trial design.")] = Path("configs/seeds2.toml"),
 ) -> None:
-    """Run the main job on the shipped example: roster -> sealed allocation and exports.
+    """Run every stage on the shipped example: roster, allocation, windows, guidance, lookup
+    page, monitoring and outcome analysis. The demo folder is scratch and is replaced.
 
     Example: evalkit demo outputs
     """
-    example_dir, run_dir = directory / "example", directory / "demo"
-    if run_dir.exists():
-        console.print(f"Replacing the previous demo run in {run_dir} (demo folders are scratch).")
-        shutil.rmtree(run_dir)
-    paths = write_example(example_dir)
-    with progress_bar("Drawing allocations", None) as advance:
-        result = run_assign(config, out=run_dir, pdus=paths["pdus"], staff=paths["staff"],
-                            on_progress=advance)
-    print_assign_summary(result)
-    console.print(f"\n[bold green]Demo done.[/] Outputs are in [bold]{run_dir}[/]")
+    from evalkit.demo import STEPS, run_demo
+
+    with progress_bar("evalkit demo", len(STEPS)) as advance:
+        started = []
+
+        def on_step(name: str) -> None:
+            if started:
+                advance(1)
+            started.append(name)
+            console.print(f"[dim]- {name}[/]")
+
+        result = run_demo(directory, config, on_step=on_step)
+        advance(1)
+    print_assign_summary(result.assign)
+    console.print("\n[bold green]Demo done.[/] Open these:")
+    for name, path in result.outputs.items():
+        console.print(f"  {name:<32} {path}")
+    console.print(f"All outputs are in [bold]{result.run_directory}[/]")
 
 
 def register(app: typer.Typer) -> None:
