@@ -13,8 +13,7 @@ from evalkit.calendars import build_calendars
 from evalkit.capacity import capacity_table, check_session_regions, session_notes, weekly_share
 from evalkit.config import TrialDesign
 from evalkit.errors import ConfigError
-from evalkit.fast_xlsx import write_xlsx_fast
-from evalkit.files import write_csv, write_folder
+from evalkit.files import write_csv, write_folder, write_xlsx
 from evalkit.guidance import GuidanceTemplates, render_group_guidance
 from evalkit.instructions import NO_COURSE, no_course_instruction, window_instruction
 from evalkit.register import Register
@@ -135,7 +134,7 @@ def write_windows(directory: Path, plan: WindowsPlan) -> dict[str, Path]:
         "by_pdu": write_csv(directory / "booking_windows_by_pdu.csv", plan.by_pdu),
         "capacity": write_csv(directory / "capacity.csv", plan.capacity),
         "weekly_share": write_csv(directory / "weekly_share.csv", plan.weekly),
-        "workbook": write_xlsx_fast(directory / "booking_windows.xlsx", {
+        "workbook": write_xlsx(directory / "booking_windows.xlsx", {
             "Booking windows": plan.rows, "By PDU": plan.by_pdu,
             "Capacity": plan.capacity, "Weekly share": plan.weekly}),
     }
