@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from evalkit.analysis.plan_spec import AnalysisSection
 from evalkit.errors import ConfigError, suggestion
+from evalkit.validators import require_exactly_one, require_unique_names
 
 GRADES = ("PO", "PSO", "PQiP", "CA", "SPO", "Head of PDU", "Band 6+")
 
@@ -131,14 +132,8 @@ class TrialDesign(Strict):
     @model_validator(mode="after")
     def _coherent_arms(self) -> TrialDesign:
         names = [arm.name for arm in self.arms]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"arm names must be unique; repeated: {duplicates}")
-        controls = [arm.name for arm in self.arms if arm.control]
-        if len(controls) != 1:
-            raise ValueError(
-                f"exactly one arm must have control = true; found {controls or 'none'}"
-            )
+        require_unique_names(names, "arm")
+        require_exactly_one([arm.name for arm in self.arms if arm.control], "arm", "control")
         if sum(arm.ratio for arm in self.arms) == 0:
             raise ValueError("at least one arm needs ratio > 0 (all ratios are zero)")
         for course in self.courses:

@@ -21,6 +21,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from evalkit.validators import require_exactly_one, require_unique_names
+
 ModelName = Literal["mixed", "cr2", "cr1", "gee", "dim", "ri"]
 GAUSSIAN_MODELS = ("mixed", "cr2", "cr1", "dim", "ri")
 
@@ -73,14 +75,8 @@ class AnalysisSection(_Strict):
     def _one_primary(self) -> AnalysisSection:
         if not self.outcomes:
             return self
-        names = [o.name for o in self.outcomes]
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        if repeated:
-            raise ValueError(f"outcome names must be unique; repeated: {repeated}")
-        primary = [o.name for o in self.outcomes if o.primary]
-        if len(primary) != 1:
-            raise ValueError(
-                f"exactly one outcome must have primary = true; found {primary or 'none'}")
+        require_unique_names([o.name for o in self.outcomes], "outcome")
+        require_exactly_one([o.name for o in self.outcomes if o.primary], "outcome", "primary")
         for outcome in self.outcomes:
             models = self.models_for(outcome)
             if outcome.type != "continuous" and any(m in GAUSSIAN_MODELS for m in models):
