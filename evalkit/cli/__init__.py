@@ -9,6 +9,7 @@ from evalkit.cli import (
     analysis_commands,
     delivery_commands,
     monitor_commands,
+    publish_commands,
     turnover_commands,
 )
 
@@ -25,6 +26,7 @@ allocation_commands.register(app)
 turnover_commands.register(app)
 monitor_commands.register(app)
 analysis_commands.register(app)
+publish_commands.register(app)
 delivery_commands.register(app)
 
 __all__ = ["app"]
