@@ -51,3 +51,15 @@ def analysed_run(tmp_path_factory: pytest.TempPathFactory, national_run: AssignR
     outcomes = write_example_outcomes(root, run)
     result = run_plan(run, outcomes, out=root / "results")
     return {"run": run, "outcomes": outcomes, "out": root / "results", "result": result}
+
+
+@pytest.fixture(scope="session")
+def staff_level_run(tmp_path_factory: pytest.TempPathFactory, example_files) -> AssignResult:
+    """A staff-level SEEDS2 design (1:1 by region) allocated on the example; read-only."""
+    from staff_design import staff_level_toml
+
+    root = tmp_path_factory.mktemp("staff_level")
+    config = root / "staff.toml"
+    config.write_text(staff_level_toml(SEEDS2_CONFIG), encoding="utf-8")
+    return run_assign(config, out=root / "run", pdus=example_files["pdus"],
+                      staff=example_files["staff"])

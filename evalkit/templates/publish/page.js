@@ -152,7 +152,9 @@
         " PDUs match") + " \u201c" + search.value.trim() + "\u201d: " + shown + ".";
     }
   }
-  search.addEventListener("input", filterPdus);
+  ["input", "change", "search"].forEach(function (name) {
+    search.addEventListener(name, filterPdus);
+  });
 
   /* ---- Staff ID look-up (staff-level designs): salted hashes only, never plain IDs. ---- */
   var indexElement = document.getElementById("staff-index");
