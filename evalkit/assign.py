@@ -7,7 +7,6 @@ temporary folder and moved into place, so a failure leaves no partial output.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import platform
 import shutil
@@ -83,9 +82,21 @@ def staff_allocation(design: TrialDesign, roster: Roster, allocation: Allocation
 
 
 def units_digest(units: pd.DataFrame, columns: list[str]) -> str:
-    """SHA-256 of the set of units (sorted), so reordering rows does not change it."""
-    canonical = units[columns].astype(str).sort_values(columns).to_numpy().tolist()
-    return hashlib.sha256(json.dumps(canonical).encode()).hexdigest()
+    """SHA-256 of the set of units in ID order, so reordering rows does not change it.
+
+    Numbers are hashed as little-endian float64 and text as NUL-separated UTF-8, column by
+    column, which is exact and the same on every machine.
+    """
+    canonical = units[columns].sort_values("unit_id", kind="stable")
+    digest = hashlib.sha256()
+    for column in columns:
+        values = canonical[column]
+        digest.update(column.encode() + b"\x01")
+        if pd.api.types.is_numeric_dtype(values):
+            digest.update(values.to_numpy(dtype="<f8").tobytes())
+        else:
+            digest.update("\x00".join(values.astype(str).tolist()).encode())
+    return digest.hexdigest()
 
 
 def _file_record(path: Path | None, rows: int) -> dict[str, Any] | None:
@@ -166,7 +177,8 @@ def _write_outputs(directory: Path, design: TrialDesign, units: pd.DataFrame,
              **joiner_tables(design, allocation.table)},
             {"design": design.model_dump(mode="json"), "manifest": manifest},
         )
-        files = export_allocation(register, staging)
+        files = export_allocation(register, staging, stored={
+            "allocation": allocation.table, "staff_allocation": staff_table})
         directory.mkdir(parents=True, exist_ok=True)
         for path in [staging / REGISTER_FILE, *files.values()]:
             os.replace(path, directory / path.name)

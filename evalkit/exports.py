@@ -25,18 +25,26 @@ def balance_from_register(register: Register, allocation: pd.DataFrame | None = 
     allocation = register.table("allocation") if allocation is None else allocation
     staff = register.table("staff_allocation") if staff is None else staff
     covariates = manifest["balance_covariates"]
-    units = register.table("units")[["unit_id", *covariates]]
+    units = register.table("units", ["unit_id", *covariates])
     merged = allocation[["unit_id", "group"]].merge(units, on="unit_id", how="left")
     counts = staff_group_counts(staff) if len(staff) else None
     return balance_table(merged, covariates, [a.name for a in design.arms], design.control_arm,
                          counts)
 
 
-def export_allocation(register: Register, directory: Path) -> dict[str, Path]:
-    """Write allocation.csv, staff_allocation.csv, allocation.xlsx, balance.csv, manifest.json."""
+def export_allocation(register: Register, directory: Path,
+                      stored: dict[str, pd.DataFrame] | None = None) -> dict[str, Path]:
+    """Write allocation.csv, staff_allocation.csv, allocation.xlsx, balance.csv, manifest.json.
+
+    `stored` may pass the very frames just written to the register (saves reading a large
+    register back); the files are byte-identical either way (tested).
+    """
     directory = Path(directory)
-    allocation = register.table("allocation")
-    staff = register.table("staff_allocation")
+    stored = stored or {}
+    allocation = stored.get("allocation")
+    allocation = register.table("allocation") if allocation is None else allocation
+    staff = stored.get("staff_allocation")
+    staff = register.table("staff_allocation") if staff is None else staff
     balance = balance_from_register(register, allocation, staff)
     paths = {
         "allocation": write_csv(directory / "allocation.csv", allocation),

@@ -11,11 +11,13 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from evalkit.errors import InputError
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_STARTS = frozenset(FORMULA_PREFIXES)
 
 
 def sha256_file(path: Path) -> str:
@@ -75,10 +77,10 @@ def excel_safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
     for column in safe.columns:
         values = safe[column]
         if values.dtype == object or pd.api.types.is_string_dtype(values):
-            text = values.astype("string")
-            risky = text.str.startswith(FORMULA_PREFIXES).fillna(False).to_numpy(bool)
+            risky = np.array([type(v) is str and v[:1] in _FORMULA_STARTS
+                              for v in values.tolist()], dtype=bool)
             if risky.any():
-                safe[column] = values.where(~risky, "'" + text)
+                safe[column] = values.where(~risky, "'" + values.astype("string"))
     return safe
 
 

@@ -81,6 +81,9 @@ class Register:
     def create(cls, path: Path, tables: dict[str, pd.DataFrame], meta: dict[str, Any]) -> Register:
         """Write a new register with its tables and metadata, then seal the allocation."""
         with sqlite3.connect(path) as connection:
+            # a fresh file in a staging folder, renamed into place only when complete
+            connection.execute("PRAGMA journal_mode = OFF")
+            connection.execute("PRAGMA synchronous = OFF")
             connection.executescript(_SCHEMA)
             for name, frame in tables.items():
                 frame.to_sql(name, connection, index=False)
@@ -113,10 +116,11 @@ class Register:
                                (key, json.dumps(value, sort_keys=True)))
         connection.close()
 
-    def table(self, name: str) -> pd.DataFrame:
-        """A whole table as a data frame (text columns keep their text)."""
+    def table(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
+        """A table (or some of its columns) as a data frame (text columns keep their text)."""
+        selected = ", ".join(f'"{c}"' for c in columns) if columns else "*"
         with self._connect() as connection:
-            frame = pd.read_sql_query(f'SELECT * FROM "{name}"', connection)
+            frame = pd.read_sql_query(f'SELECT {selected} FROM "{name}"', connection)
         connection.close()
         return frame
 

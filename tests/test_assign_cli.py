@@ -163,3 +163,12 @@ def test_subprocess_end_to_end_on_the_shipped_example(tmp_path):
     missing = subprocess.run([*command, "lookup", str(out), "nobody@nowhere"],
                              capture_output=True, text=True)
     assert missing.returncode == 1
+
+
+def test_exports_from_the_register_equal_those_written_at_assign(fresh_run, tmp_path):
+    from evalkit.exports import export_allocation
+    from evalkit.register import Register
+
+    regenerated = export_allocation(Register.open(fresh_run), tmp_path)
+    for name in ["allocation", "staff_allocation", "balance"]:
+        assert regenerated[name].read_bytes() == (fresh_run / f"{name}.csv").read_bytes(), name
