@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from evalkit.balance import batch_mahalanobis, batch_smd, numeric_covariates
 from evalkit.config import TrialDesign, group_column
@@ -234,6 +233,8 @@ class AcceptanceRule:
                                     dtype=np.int8)
         values = pd.concat([pool[self.covariates], fixed_units.loc[in_pool_arms, self.covariates]])
         self.values = values.to_numpy(float)
+        from scipy import stats  # imported here: only re-randomisation needs it
+
         self.limit = (spec.max_abs_smd if spec.max_abs_smd is not None
                       else float(stats.chi2.ppf(spec.mahalanobis_acceptance, len(self.covariates))))
 

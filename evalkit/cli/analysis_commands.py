@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from evalkit.analysis.results import ModelResult
-from evalkit.analysis.run import AnalyseSpec, analyse_frame, jsonable, load_analysis_table
 from evalkit.cli.common import console, handle_errors
 from evalkit.errors import InputError
 from evalkit.files import write_text
+
+if TYPE_CHECKING:
+    from evalkit.analysis.results import ModelResult
 
 
 def analyse(
@@ -59,6 +60,8 @@ def analyse(
     if data is None or outcome is None:
         raise InputError("give DATA and --outcome (one model), or --register DIR --outcomes "
                          "FILE (the pre-specified plan)")
+    from evalkit.analysis.run import AnalyseSpec, analyse_frame, jsonable, load_analysis_table
+
     spec = AnalyseSpec(
         outcome=outcome, arm_col=arm_col, cluster_col=cluster_col, strata_col=strata_col,
         covariates=list(covariate or []), model=model, family=family, control=control,
