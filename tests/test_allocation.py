@@ -100,3 +100,16 @@ def test_impossible_balance_rule_fails_clearly(tmp_path):
     design_path = write_trial(tmp_path, fixed="[]", extra=extra, pdus=pdus)
     with pytest.raises(ConfigError, match="max_draws"):
         allocation_for(design_path)
+
+
+def test_mahalanobis_rule_accepts_only_draws_within_its_quantile(tmp_path):
+    from scipy import stats
+
+    extra = ('[randomisation]\nmethod = "rerandomise"\n'
+             'balance_covariates = ["headcount", "caseload_per_practitioner"]\n'
+             "mahalanobis_acceptance = 0.2\nmax_draws = 20000\nprobability_draws = 300")
+    _, allocation = allocation_for(write_trial(tmp_path, fixed="[]", extra=extra))
+    limit = stats.chi2.ppf(0.2, 2)
+    assert allocation.accepted_balance["rule"] == "mahalanobis"
+    assert allocation.accepted_balance["limit"] == pytest.approx(limit)
+    assert allocation.accepted_balance["accepted_value"] <= limit
