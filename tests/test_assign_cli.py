@@ -172,3 +172,19 @@ def test_exports_from_the_register_equal_those_written_at_assign(fresh_run, tmp_
     regenerated = export_allocation(Register.open(fresh_run), tmp_path)
     for name in ["allocation", "staff_allocation", "balance"]:
         assert regenerated[name].read_bytes() == (fresh_run / f"{name}.csv").read_bytes(), name
+
+
+def test_rerandomised_allocation_records_its_draws_and_verifies(tmp_path):
+    extra = ('[randomisation]\nmethod = "rerandomise"\nbalance_covariates = ["headcount"]\n'
+             "max_abs_smd = 0.1\nmax_draws = 20000\nprobability_draws = 300")
+    design = write_trial(tmp_path / "trial", fixed="[]", extra=extra)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["assign", str(design), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["method"] == "rerandomise" and manifest["draws_tried"] >= 1
+    assert manifest["accepted_balance"]["accepted_value"] <= 0.1
+    assert manifest["probabilities"]["method"] == "simulated"
+    assert manifest["probabilities"]["draws"] == 300
+    verified = runner.invoke(app, ["verify", str(out)])
+    assert verified.exit_code == 0, verified.output
