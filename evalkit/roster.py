@@ -138,6 +138,12 @@ def load_roster(design: TrialDesign, pdus_path: Path | None, staff_path: Path | 
     """Read both rosters from disk and validate them against the design."""
     if pdus_path is None:
         raise InputError("no PDU roster given: set [inputs] pdus in the design or pass --pdus")
+    for path in (pdus_path, staff_path):
+        if path is not None and not Path(path).exists():
+            raise InputError(
+                "file not found (inputs come from [inputs] in the design, relative to it, or "
+                f"from --pdus/--staff; to create the shipped example: evalkit example "
+                f"{Path(path).parent})", file=path)
     pdu_strata = design.trial.strata if design.trial.unit == "pdu" else []
     pdus = validate_pdus(read_table(pdus_path), Path(pdus_path), pdu_strata)
     staff = pd.DataFrame(columns=[*STAFF_COLUMNS, *STAFF_OPTIONAL])
