@@ -62,6 +62,7 @@ def input_paths(design_path: Path, design: TrialDesign, pdus: Path | None,
 
 
 def default_output(design: TrialDesign) -> Path:
+    """outputs/<trial name as a slug>, used when --out is not given."""
     slug = "".join(c if c.isalnum() else "-" for c in design.trial.name.lower()).strip("-")
     return Path("outputs") / "-".join(filter(None, slug.split("-")))
 

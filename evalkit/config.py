@@ -156,10 +156,12 @@ class TrialDesign(Strict):
 
     @property
     def control_arm(self) -> str:
+        """Name of the arm with control = true."""
         return next(arm.name for arm in self.arms if arm.control)
 
     @property
     def randomised_arms(self) -> list[ArmSpec]:
+        """Arms that receive randomised units (ratio > 0), in design order."""
         return [arm for arm in self.arms if arm.ratio > 0]
 
     def course_for_grade(self, grade: str) -> CourseSpec | None:

@@ -15,6 +15,7 @@ XLSX_ROW_LIMIT = 200_000  # beyond this a workbook is slow to write and to open:
 
 
 def staff_group_counts(staff_allocation: pd.DataFrame) -> pd.Series:
+    """Staff per group."""
     return staff_allocation.groupby("group").size()
 
 

@@ -208,6 +208,7 @@ class StratifiedDesign:
 
     @property
     def n_units(self) -> int:
+        """Randomised units across all strata."""
         return int(sum(self.sizes))
 
     def draw(self, batch: int, stream: RandomStream) -> np.ndarray:

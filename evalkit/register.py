@@ -49,6 +49,7 @@ def now_utc() -> str:
 
 
 def register_path(directory: Path) -> Path:
+    """Where the register lives inside an output folder."""
     return Path(directory) / REGISTER_FILE
 
 
@@ -125,6 +126,7 @@ class Register:
         return frame
 
     def has_table(self, name: str) -> bool:
+        """True when the register holds a table called `name` (later stages add tables)."""
         with self._connect() as connection:
             row = connection.execute(
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
@@ -150,10 +152,12 @@ class Register:
         connection.close()
 
     def events(self) -> pd.DataFrame:
+        """The event log, oldest first."""
         return self.table("events")
 
     @property
     def manifest(self) -> dict[str, Any]:
+        """The sealed manifest; CheckFailed when the register holds no allocation."""
         manifest = self.meta("manifest")
         if manifest is None:
             raise CheckFailed(f"{self.path}: the register holds no sealed allocation")
