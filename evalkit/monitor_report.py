@@ -79,11 +79,11 @@ def output_tables(monitoring: Monitoring) -> dict[str, pd.DataFrame]:
 
 def write_monitoring(directory: Path, monitoring: Monitoring,
                      trial_name: str = "Evaluation") -> dict[str, Path]:
-    """monitoring.csv (one row per person), monitoring.xlsx (summary and the lists to act
-    on; everyone's row is in the CSV, which keeps the workbook quick to write and open),
-    monitoring.html."""
+    """monitoring.csv (one row per person), monitoring.xlsx (summary, the lists to act on,
+    then everyone's row), monitoring.html."""
     tables = output_tables(monitoring)
     sheets = {name: frame for name, frame in tables.items() if name != "staff"}
+    sheets["staff"] = tables["staff"]
     return {
         "csv": write_csv(directory / "monitoring.csv", tables["staff"]),
         "xlsx": write_xlsx(directory / "monitoring.xlsx", sheets),

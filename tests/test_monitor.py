@@ -228,3 +228,17 @@ def test_every_row_is_matched_or_reported_and_statuses_cover_everyone(national, 
     in_trial = staff[(staff["group"] != "Not in trial") & (staff["course"] != "none")]
     assert len(monitoring.staff) == len(in_trial)
     assert monitoring.summary["staff"].sum() == len(in_trial)
+
+
+def test_workbook_holds_everyones_row_as_well_as_the_action_lists(fresh_run, tmp_path):
+    from openpyxl import load_workbook
+
+    from evalkit.example_bookings import write_example_bookings
+    from evalkit.monitor_report import run_monitor
+
+    bookings = write_example_bookings(fresh_run, tmp_path / "bookings.csv")
+    result = run_monitor(fresh_run, bookings, as_of=dt.date(2023, 12, 31))
+    per_person = pd.read_csv(result.files["csv"])
+    workbook = load_workbook(result.files["xlsx"], read_only=True)
+    assert {"summary", "late", "control_early", "staff"} <= set(workbook.sheetnames)
+    assert sum(1 for _ in workbook["staff"].iter_rows()) == len(per_person) + 1
