@@ -35,6 +35,7 @@ from evalkit.register import REGISTER_FILE, Register, is_sealed, now_utc
 from evalkit.roster import Roster, load_roster
 
 NOT_IN_TRIAL = "Not in trial"
+PERSONAL_COLUMNS = ("name", "email", "pod", "line_manager_id", "office", "start_date")
 
 
 @dataclass
@@ -166,6 +167,15 @@ def run_assign(design_path: Path, out: Path | None = None, pdus: Path | None = N
     return AssignResult(allocation, staff_table, manifest, directory, files)
 
 
+def register_units(design: TrialDesign, units: pd.DataFrame) -> pd.DataFrame:
+    """The unit table as the register keeps it: for staff-level designs, without the personal
+    details staff_allocation already holds (IDs, strata and covariates are what later stages
+    and audits need)."""
+    if design.trial.unit != "staff":
+        return units
+    return units.drop(columns=[c for c in PERSONAL_COLUMNS if c in units.columns])
+
+
 def _write_outputs(directory: Path, design: TrialDesign, units: pd.DataFrame,
                    allocation: Allocation, staff_table: pd.DataFrame,
                    manifest: dict[str, Any]) -> dict[str, Path]:
@@ -174,7 +184,8 @@ def _write_outputs(directory: Path, design: TrialDesign, units: pd.DataFrame,
     try:
         register = Register.create(
             staging / REGISTER_FILE,
-            {"units": units, "allocation": allocation.table, "staff_allocation": staff_table,
+            {"units": register_units(design, units), "allocation": allocation.table,
+             "staff_allocation": staff_table,
              **joiner_tables(design, allocation.table)},
             {"design": design.model_dump(mode="json"), "manifest": manifest},
         )
