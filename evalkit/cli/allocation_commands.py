@@ -11,6 +11,7 @@ from rich.table import Table
 from evalkit.assign import AssignResult, run_assign
 from evalkit.cli.common import console, handle_errors, progress_bar
 from evalkit.example import write_example
+from evalkit.exports import XLSX_ROW_LIMIT
 from evalkit.lookup import lookup
 from evalkit.verify import verify_allocation
 
@@ -79,6 +80,9 @@ def print_assign_summary(result: AssignResult) -> None:
                       f"probabilities from {result.manifest['probabilities']['draws']} accepted "
                       f"draws (max Monte Carlo SE "
                       f"{result.manifest['probabilities']['max_monte_carlo_se']:.4f})")
+    if "xlsx" not in result.files:
+        console.print(f"allocation.xlsx not written: more than {XLSX_ROW_LIMIT:,} rows "
+                      "(slow to write and to open); use the CSV files.")
     console.print(f"{len(table)} units allocated; {len(result.staff_allocation)} staff. "
                   f"Files in [bold]{result.directory}[/]:")
     for path in result.files.values():
