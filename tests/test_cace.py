@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pandas as pd
 import pytest
 
 from evalkit.analysis.iv import fit_cace
 from evalkit.analysis.ols import fit_ols_cr
-
-REF_DIR = Path(__file__).resolve().parent / "reference"
-DATASETS = ["national", "few_clusters", "missing", "two_arms", "unequal"]
+from tests.reference_data import DATASETS, reference_numbers
+from tests.reference_data import load_dataset as load
 
 
 @pytest.fixture(scope="module")
 def reference() -> dict:
-    with open(REF_DIR / "reference.json", encoding="utf-8") as fh:
-        return json.load(fh)
-
-
-def load(name: str) -> pd.DataFrame:
-    return pd.read_csv(REF_DIR / "datasets" / f"{name}.csv")
+    return reference_numbers()
 
 
 def cace(frame: pd.DataFrame, **kwargs):

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,20 +10,15 @@ import statsmodels.api as sm
 from evalkit.analysis import cluster_robust as cr
 from evalkit.analysis.design import AnalysisInputError
 from evalkit.analysis.ols import fit_ols_cr
+from tests.reference_data import DATASETS, reference_numbers
+from tests.reference_data import load_dataset as load
 
-REF_DIR = Path(__file__).resolve().parent / "reference"
-DATASETS = ["national", "few_clusters", "missing", "two_arms", "unequal"]
 EST_TOL, DF_TOL = 1e-4, 1e-3
 
 
 @pytest.fixture(scope="module")
 def reference() -> dict:
-    with open(REF_DIR / "reference.json", encoding="utf-8") as fh:
-        return json.load(fh)
-
-
-def load(name: str) -> pd.DataFrame:
-    return pd.read_csv(REF_DIR / "datasets" / f"{name}.csv")
+    return reference_numbers()
 
 
 def fit(frame: pd.DataFrame, **kwargs):
