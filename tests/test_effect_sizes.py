@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,15 +17,12 @@ from evalkit.analysis.effect_sizes import (
     icc_estimate,
     null_model_total_sd,
 )
+from tests.reference_data import load_dataset as load
+from tests.reference_data import reference_numbers
 
-REFERENCE_DIR = Path(__file__).parent / "reference"
-REFERENCE = json.loads((REFERENCE_DIR / "reference.json").read_text())
+REFERENCE = reference_numbers()
 NULL_DATASETS = [name for name, entry in REFERENCE.items()
                  if isinstance(entry, dict) and "null_model" in entry]
-
-
-def load(name: str) -> pd.DataFrame:
-    return pd.read_csv(REFERENCE_DIR / "datasets" / f"{name}.csv")
 
 
 @pytest.mark.parametrize("name", NULL_DATASETS)

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from evalkit.analysis.design import AnalysisInputError
 from evalkit.analysis.gee import GEEConvergenceError, fit_gee
+from tests.reference_data import DATASETS as ALL_DATASETS
+from tests.reference_data import load_dataset as load
+from tests.reference_data import reference_numbers
 
-REFERENCE = Path(__file__).parent / "reference"
 SLOW = {"national", "unequal"}  # ~2 s per fit on two cores
 DATASETS = [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n
-            for n in ["national", "few_clusters", "missing", "two_arms", "unequal"]]
+            for n in ALL_DATASETS]
 FAMILIES = [("binomial", "y_bin", "gee_binomial"), ("poisson", "y_count", "gee_poisson")]
 # geepack and statsmodels agree to ~1e-10 once statsmodels uses geepack's moment
 # estimators (ddof_scale=0) and tolerance; 1e-6 leaves room for BLAS/platform noise.
@@ -24,14 +23,7 @@ RTOL = 1e-6
 
 @pytest.fixture(scope="module")
 def reference():
-    path = REFERENCE / "reference.json"
-    if not path.exists():
-        pytest.skip("tests/reference/reference.json not generated yet")
-    return json.loads(path.read_text())
-
-
-def load(name: str) -> pd.DataFrame:
-    return pd.read_csv(REFERENCE / "datasets" / f"{name}.csv")
+    return reference_numbers()
 
 
 def gee(df, outcome, **kwargs):
