@@ -21,3 +21,13 @@ def reference_numbers() -> dict:
 def load_dataset(name: str) -> pd.DataFrame:
     """One reference dataset as pandas reads it (missing cells as NaN)."""
     return pd.read_csv(REF_DIR / "datasets" / f"{name}.csv")
+
+
+def assert_contrast_matches(contrast, want: dict) -> None:
+    """Estimate and SE within 1e-4 relative of R, df and p within 1e-3 (the issue's bar)."""
+    import pytest
+
+    assert contrast.estimate == pytest.approx(want["estimate"], rel=1e-4)
+    assert contrast.se == pytest.approx(want["se"], rel=1e-4)
+    assert contrast.df == pytest.approx(want["df"], rel=1e-3)
+    assert contrast.p_value == pytest.approx(want["p_value"], rel=1e-3)
