@@ -72,10 +72,10 @@ def cases(df: pd.DataFrame) -> list[Case]:
 
 def _full_plan_case() -> Callable[[], object]:
     """Set up the shipped example (allocation + synthetic outcomes, not timed); time the plan."""
-    from evalkit.analysis.plan import run_plan
-    from evalkit.assign import run_assign
-    from evalkit.example import write_example
-    from evalkit.example_outcomes import write_example_outcomes
+    from evalkit.allocation.assign import run_assign
+    from evalkit.analysis.plan.compute import run_plan
+    from evalkit.examples.outcomes import write_example_outcomes
+    from evalkit.examples.roster import write_example
 
     folder = Path(tempfile.mkdtemp(prefix="evalkit-bench-"))
     paths = write_example(folder / "example")

@@ -29,11 +29,11 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from evalkit.allocation import AcceptanceRule, allocate, build_units  # noqa: E402
-from evalkit.config import load_design  # noqa: E402
-from evalkit.example import write_example  # noqa: E402
-from evalkit.randomise import RandomStream, StratifiedDesign  # noqa: E402
-from evalkit.roster import load_roster  # noqa: E402
+from evalkit.allocation.allocate import AcceptanceRule, allocate, build_units  # noqa: E402
+from evalkit.allocation.randomise import RandomStream, StratifiedDesign  # noqa: E402
+from evalkit.allocation.roster import load_roster  # noqa: E402
+from evalkit.examples.roster import write_example  # noqa: E402
+from evalkit.trial.design import load_design  # noqa: E402
 
 STAFF_DESIGN = """
 [trial]
@@ -139,7 +139,7 @@ def rerandomisation_rows(config: Path, example: dict, draws: int) -> list[tuple]
         "max_abs_smd": 0.05, "max_draws": draws})})
     roster = load_roster(design, example["pdus"], example["staff"])
     units = build_units(design, roster)
-    from evalkit.allocation import fixed_assignments, stratum_keys
+    from evalkit.allocation.allocate import fixed_assignments, stratum_keys
 
     fixed = fixed_assignments(design, units)
     pool = units.assign(_stratum=stratum_keys(units, design.trial.strata))

@@ -23,11 +23,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from evalkit.assign import run_assign  # noqa: E402
-from evalkit.example import write_example  # noqa: E402
-from evalkit.fast_xlsx import write_xlsx_fast  # noqa: E402
-from evalkit.guidance import run_guidance  # noqa: E402
-from evalkit.windows import run_windows  # noqa: E402
+from evalkit.allocation.assign import run_assign  # noqa: E402
+from evalkit.delivery.guidance import run_guidance  # noqa: E402
+from evalkit.delivery.windows import run_windows  # noqa: E402
+from evalkit.examples.roster import write_example  # noqa: E402
+from evalkit.io.xlsx import write_xlsx_fast  # noqa: E402
 
 CLI = [sys.executable, "-c", "from evalkit.cli import app; app()"]
 
@@ -48,7 +48,7 @@ def cli(*arguments: str) -> None:
 
 def _hash_all_staff(run: Path) -> None:
     """What a staff-level page adds: one salted SHA-256 per staff member (~18,750)."""
-    from evalkit.publish import staff_index
+    from evalkit.delivery.publish import staff_index
     from evalkit.register import Register
 
     register = Register.open(run)
@@ -67,7 +67,7 @@ def main() -> None:
         rows.append(("guidance (library)", timed(lambda: run_guidance(run))))
         rows.append(("guidance (CLI, subprocess)", timed(lambda: cli("guidance", str(run)), 1)))
         try:
-            from evalkit.publish import publish
+            from evalkit.delivery.publish import publish
         except ImportError:
             publish = None
         if publish is not None:

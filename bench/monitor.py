@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from evalkit.assign import run_assign
-from evalkit.example import write_example
-from evalkit.example_bookings import make_example_bookings
-from evalkit.monitor import monitor_bookings, read_bookings
-from evalkit.monitor_report import run_monitor, write_monitoring
+from evalkit.allocation.assign import run_assign
+from evalkit.examples.bookings import make_example_bookings
+from evalkit.examples.roster import write_example
+from evalkit.monitoring.bookings import monitor_bookings, read_bookings
+from evalkit.monitoring.report import run_monitor, write_monitoring
 from evalkit.register import Register
 
 ROWS = 200_000

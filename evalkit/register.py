@@ -15,8 +15,8 @@ from typing import Any
 
 import pandas as pd
 
-from evalkit.config import TrialDesign
 from evalkit.errors import CheckFailed, EvalkitError
+from evalkit.trial.design import TrialDesign
 
 REGISTER_FILE = "register.sqlite"
 

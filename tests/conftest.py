@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from evalkit.assign import AssignResult, run_assign
-from evalkit.example import write_example
+from evalkit.allocation.assign import AssignResult, run_assign
+from evalkit.examples.roster import write_example
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SEEDS2_CONFIG = PROJECT_ROOT / "configs" / "seeds2.toml"
@@ -42,8 +42,8 @@ def fresh_run(national_run: AssignResult, tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def analysed_run(tmp_path_factory: pytest.TempPathFactory, national_run: AssignResult):
     """A copy of the national run with synthetic outcomes and the full plan run on it once."""
-    from evalkit.analysis.plan import run_plan
-    from evalkit.example_outcomes import write_example_outcomes
+    from evalkit.analysis.plan.compute import run_plan
+    from evalkit.examples.outcomes import write_example_outcomes
 
     root = tmp_path_factory.mktemp("analysed")
     run = root / "run"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from evalkit.assign import run_assign
+from evalkit.allocation.assign import run_assign
 
 REGIONS = ("Wales", "Kent, Surrey and Sussex")
 

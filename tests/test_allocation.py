@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evalkit.allocation import allocate, build_units
-from evalkit.config import load_design
+from evalkit.allocation.allocate import allocate, build_units
+from evalkit.allocation.roster import load_roster
 from evalkit.errors import ConfigError
-from evalkit.roster import load_roster
+from evalkit.trial.design import load_design
 from tests.helpers import small_pdus, small_staff, write_trial
 
 

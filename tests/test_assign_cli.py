@@ -16,7 +16,7 @@ from openpyxl import load_workbook
 from typer.testing import CliRunner
 
 from evalkit.cli import app
-from evalkit.files import sha256_file
+from evalkit.io.files import sha256_file
 from tests.conftest import SEEDS2_CONFIG
 from tests.helpers import small_pdus, small_staff, write_trial
 
@@ -166,7 +166,7 @@ def test_subprocess_end_to_end_on_the_shipped_example(tmp_path):
 
 
 def test_exports_from_the_register_equal_those_written_at_assign(fresh_run, tmp_path):
-    from evalkit.exports import export_allocation
+    from evalkit.allocation.exports import export_allocation
     from evalkit.register import Register
 
     regenerated = export_allocation(Register.open(fresh_run), tmp_path)

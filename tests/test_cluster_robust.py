@@ -8,7 +8,7 @@ import pytest
 import statsmodels.api as sm
 
 from evalkit.analysis import cluster_robust as cr
-from evalkit.analysis.design import AnalysisInputError
+from evalkit.analysis.data import AnalysisInputError
 from evalkit.analysis.ols import fit_ols_cr
 from tests.reference_data import DATASETS, reference_numbers
 from tests.reference_data import load_dataset as load

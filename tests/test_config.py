@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from evalkit.config import group_column, load_design, parse_design
 from evalkit.errors import ConfigError
+from evalkit.trial.design import group_column, load_design, parse_design
 from tests.conftest import SEEDS2_CONFIG
 
 MINIMAL = {"trial": {"name": "t", "seed": 1},

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evalkit.analysis.design import AnalysisInputError
+from evalkit.analysis.data import AnalysisInputError
 from evalkit.analysis.dim import difference_in_means
 from evalkit.analysis.ols import fit_ols_cr
 from tests.reference_data import DATASETS, assert_contrast_matches, reference_numbers

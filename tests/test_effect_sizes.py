@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from evalkit.analysis.design import AnalysisInputError
+from evalkit.analysis.data import AnalysisInputError
 from evalkit.analysis.effect_sizes import (
     cox_index,
     eef_effect_size,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from evalkit.example import (
+from evalkit.examples.roster import (
     GRADES,
     load_reference_pdus,
     make_example_pdus,

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from evalkit.analysis.effect_sizes import icc_estimate
 from evalkit.analysis.ols import fit_ols_cr
 from evalkit.cli import app
-from evalkit.example_outcomes import COMPLETER_EFFECT, COMPLETION, make_example_outcomes
+from evalkit.examples.outcomes import COMPLETER_EFFECT, COMPLETION, make_example_outcomes
 from evalkit.register import Register
 
 

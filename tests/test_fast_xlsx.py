@@ -9,7 +9,7 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evalkit.fast_xlsx import column_letter, write_xlsx_fast
+from evalkit.io.xlsx import column_letter, write_xlsx_fast
 
 xml_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\x00"
                                  + "".join(map(chr, range(1, 32))) + "\ufffe\uffff"),

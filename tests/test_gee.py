@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from evalkit.analysis.design import AnalysisInputError
+from evalkit.analysis.data import AnalysisInputError
 from evalkit.analysis.gee import GEEConvergenceError, fit_gee
 from tests.reference_data import DATASETS as ALL_DATASETS
 from tests.reference_data import load_dataset as load

@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from evalkit.cli import app
-from evalkit.contamination import KINDS
-from evalkit.guidance import markdown_blocks, run_guidance
+from evalkit.delivery.contamination import KINDS
+from evalkit.delivery.guidance import markdown_blocks, run_guidance
 from evalkit.register import Register
 from tests.delivery_helpers import staff_level_run
 
@@ -142,7 +142,7 @@ def test_markdown_blocks_split_headings_paragraphs_and_lists() -> None:
 
 
 def test_transfers_after_allocation_are_reported(fresh_run: Path) -> None:
-    from evalkit.turnover import transfer
+    from evalkit.turnover.events import transfer
 
     staff = Register.open(fresh_run).table("staff_allocation")
     mover = staff[(staff["group"] == "Control") & (staff["grade"] == "PO")].iloc[0]

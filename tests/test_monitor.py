@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from evalkit.cli import app
-from evalkit.example_bookings import make_example_bookings
-from evalkit.files import write_xlsx
-from evalkit.lookup import course_window
-from evalkit.monitor import (
+from evalkit.delivery.lookup import course_window
+from evalkit.examples.bookings import make_example_bookings
+from evalkit.io.files import write_xlsx
+from evalkit.monitoring.bookings import (
     COMPLETED_IN_WINDOW,
     COMPLETED_LATE,
     EARLY_CONTACT,
@@ -233,8 +233,8 @@ def test_every_row_is_matched_or_reported_and_statuses_cover_everyone(national, 
 def test_workbook_holds_everyones_row_as_well_as_the_action_lists(fresh_run, tmp_path):
     from openpyxl import load_workbook
 
-    from evalkit.example_bookings import write_example_bookings
-    from evalkit.monitor_report import run_monitor
+    from evalkit.examples.bookings import write_example_bookings
+    from evalkit.monitoring.report import run_monitor
 
     bookings = write_example_bookings(fresh_run, tmp_path / "bookings.csv")
     result = run_monitor(fresh_run, bookings, as_of=dt.date(2023, 12, 31))

@@ -12,16 +12,16 @@ import pytest
 from openpyxl import load_workbook
 from typer.testing import CliRunner
 
-from evalkit.analysis import plan as plan_module
+from evalkit.allocation.balance import standardised_difference
 from evalkit.analysis.mixed import fit_mixed
 from evalkit.analysis.multiplicity import holm_adjust
-from evalkit.analysis.plan_data import ARM, CLUSTER, STRATUM, acceptance_rule, load_plan_data
-from evalkit.analysis.plan_spec import OutcomeSpec
-from evalkit.balance import standardised_difference
+from evalkit.analysis.plan import compute as plan_module
+from evalkit.analysis.plan.data import ARM, CLUSTER, STRATUM, acceptance_rule, load_plan_data
 from evalkit.cli import app
-from evalkit.config import parse_design
 from evalkit.errors import ConfigError, InputError
 from evalkit.register import Register
+from evalkit.trial.analysis_plan import OutcomeSpec
+from evalkit.trial.design import parse_design
 from tests.conftest import SEEDS2_CONFIG
 
 runner = CliRunner()
@@ -177,7 +177,7 @@ def test_analysis_section_is_strict():
 
 @pytest.mark.slow
 def test_rerandomised_run_acceptance_rule_matches_the_balance_rule(example_files, tmp_path):
-    from evalkit.assign import run_assign
+    from evalkit.allocation.assign import run_assign
 
     text = SEEDS2_CONFIG.read_text().replace(
         "[analysis]", '[randomisation]\nmethod = "rerandomise"\n'

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from evalkit.cli import app
+from evalkit.delivery.publish import hash_staff_id, normalise_staff_id, publish, render_page
 from evalkit.errors import CheckFailed
-from evalkit.publish import hash_staff_id, normalise_staff_id, publish, render_page
 from evalkit.register import Register
 
 SALT = "0123456789abcdef0123456789abcdef"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from webdriver import Browser, find_browser
 
-from evalkit.publish import publish
+from evalkit.delivery.publish import publish
 from evalkit.register import Register
 
 pytestmark = pytest.mark.browser

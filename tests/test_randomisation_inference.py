@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 
-from evalkit.analysis.design import build_design
+from evalkit.analysis.data import build_design
 from evalkit.analysis.randomisation_inference import (
     TIE_TOLERANCE,
     NonRandomisedArmError,

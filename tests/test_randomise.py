@@ -10,7 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evalkit.randomise import LeftoverRounder, RandomStream, StratifiedDesign, split_counts
+from evalkit.allocation.randomise import (
+    LeftoverRounder,
+    RandomStream,
+    StratifiedDesign,
+    split_counts,
+)
 
 sizes_strategy = st.lists(st.integers(1, 12), min_size=1, max_size=8)
 ratios_strategy = st.lists(st.integers(0, 4), min_size=2, max_size=4).filter(lambda r: sum(r) > 0)

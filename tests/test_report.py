@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from evalkit.analysis.plots import forest_plot
-from evalkit.analysis.report import fmt, fmt_p, render_report
+from evalkit.analysis.plan.plots import forest_plot
+from evalkit.analysis.plan.report import fmt, fmt_p, render_report
 
 
 def without_namespaces(html: str) -> str:

@@ -17,17 +17,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from evalkit.cli import app
-from evalkit.config import parse_design
-from evalkit.joiner_sequence import (
+from evalkit.allocation.joiner_sequence import (
     SEQUENCE_TABLE,
     extended_sequence,
     generate_sequence,
     joiner_sequence_table,
     slots_per_round,
 )
+from evalkit.cli import app
 from evalkit.register import Register, register_path
-from evalkit.turnover import enrol
+from evalkit.trial.design import parse_design
+from evalkit.turnover.events import enrol
 from tests.turnover_helpers import staff_level_run_fixture  # noqa: F401 (fixture)
 
 runner = CliRunner()
@@ -322,7 +322,7 @@ def test_enrol_through_a_real_process(fresh_staff_run, tmp_path):
 
 def test_a_published_page_is_regenerated(fresh_staff_run, tmp_path):
     fresh_run = fresh_staff_run
-    publish = pytest.importorskip("evalkit.publish")
+    publish = pytest.importorskip("evalkit.delivery.publish")
     page = publish.publish(fresh_run).path
     pdu = Register.open(fresh_run).table("staff_allocation").iloc[0]["pdu_code"]
     path = write_starters(tmp_path / "new.csv", [starter("N1", pdu)])

@@ -18,9 +18,9 @@ from icalendar import Calendar
 from typer.testing import CliRunner
 
 from evalkit.cli import app
-from evalkit.config import parse_design, window_overlap
 from evalkit.errors import ConfigError
 from evalkit.register import Register
+from evalkit.trial.design import parse_design, window_overlap
 from tests.conftest import SEEDS2_CONFIG
 
 runner = CliRunner()

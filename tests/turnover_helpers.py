@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from evalkit.assign import run_assign
+from evalkit.allocation.assign import run_assign
 
 STAFF_PER_PDU = 4
 SEEDS2_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "seeds2.toml"

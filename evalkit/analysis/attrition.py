@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
-from evalkit.analysis.design import AnalysisInputError, ordered_arms
+from evalkit.analysis.data import AnalysisInputError, ordered_arms
 
 # Max differential attrition (percentage points) by overall attrition 0, 1, ..., 57 (%).
 CAUTIOUS_BOUNDARY = (

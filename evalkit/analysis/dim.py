@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from evalkit.analysis import cluster_robust as cr
-from evalkit.analysis.design import AnalysisInputError, ordered_arms
+from evalkit.analysis.data import AnalysisInputError, ordered_arms
 from evalkit.analysis.results import Contrast, ModelResult, make_contrast
 
 

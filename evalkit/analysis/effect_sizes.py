@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from evalkit.analysis.design import AnalysisInputError
+from evalkit.analysis.data import AnalysisInputError
 from evalkit.analysis.mixed import fit_random_intercept
 
 COX_SCALE = 1.65

@@ -23,7 +23,7 @@ import pandas as pd
 import statsmodels.api as sm
 from scipy import stats
 
-from evalkit.analysis.design import AnalysisData, AnalysisInputError, build_design
+from evalkit.analysis.data import AnalysisData, AnalysisInputError, build_design
 from evalkit.analysis.results import Contrast, ModelResult, make_contrast
 
 FAMILIES = {

@@ -16,7 +16,7 @@ import pandas as pd
 from scipy import stats
 
 from evalkit.analysis import cluster_robust as cr
-from evalkit.analysis.design import AnalysisData, AnalysisInputError, build_design, ordered_arms
+from evalkit.analysis.data import AnalysisData, AnalysisInputError, build_design, ordered_arms
 from evalkit.analysis.ols import independent_columns
 from evalkit.analysis.results import Contrast, ModelResult, make_contrast
 

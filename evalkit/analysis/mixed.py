@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from evalkit.analysis.design import AnalysisInputError, build_design
+from evalkit.analysis.data import AnalysisInputError, build_design
 from evalkit.analysis.kenward_roger import kenward_roger_df, kenward_roger_parts
 from evalkit.analysis.ols import independent_columns
 from evalkit.analysis.results import ModelResult, make_contrast

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from evalkit.analysis import cluster_robust as cr
-from evalkit.analysis.design import AnalysisData, AnalysisInputError, build_design
+from evalkit.analysis.data import AnalysisData, AnalysisInputError, build_design
 from evalkit.analysis.results import ModelResult, make_contrast
 
 

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from evalkit.analysis.design import AnalysisInputError, build_design, ordered_arms
+from evalkit.analysis.data import AnalysisInputError, build_design, ordered_arms
 from evalkit.analysis.results import Contrast, ModelResult
 
 TIE_TOLERANCE = 1e-9  # relative: |T*| >= |T_obs| * (1 - tol) counts as "at least as extreme"

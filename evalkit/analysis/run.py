@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from evalkit.analysis.design import AnalysisInputError
+from evalkit.analysis.data import AnalysisInputError
 from evalkit.analysis.dim import difference_in_means
 from evalkit.analysis.gee import GEEConvergenceError, fit_gee
 from evalkit.analysis.mixed import ModelFitError, fit_mixed
@@ -25,7 +25,7 @@ from evalkit.analysis.ols import fit_ols_cr
 from evalkit.analysis.randomisation_inference import randomisation_test
 from evalkit.analysis.results import ModelResult
 from evalkit.errors import EvalkitError, InputError, suggestion
-from evalkit.files import read_table
+from evalkit.io.files import read_table
 
 MODELS = ("mixed", "cr2", "cr1", "gee", "dim", "ri")
 FAMILIES = ("gaussian", "binomial", "poisson")

@@ -5,12 +5,12 @@ from __future__ import annotations
 import typer
 
 from evalkit.cli import (
-    allocation_commands,
-    analysis_commands,
-    delivery_commands,
-    monitor_commands,
-    publish_commands,
-    turnover_commands,
+    allocation,
+    analysis,
+    delivery,
+    monitoring,
+    publish,
+    turnover,
 )
 
 app = typer.Typer(
@@ -22,11 +22,11 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-allocation_commands.register(app)
-turnover_commands.register(app)
-monitor_commands.register(app)
-analysis_commands.register(app)
-publish_commands.register(app)
-delivery_commands.register(app)
+allocation.register(app)
+turnover.register(app)
+monitoring.register(app)
+analysis.register(app)
+publish.register(app)
+delivery.register(app)
 
 __all__ = ["app"]

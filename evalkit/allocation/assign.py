@@ -1,0 +1,201 @@
+"""The `assign` job: roster -> sealed allocation in a register, plus its exports.
+
+Everything is computed and validated before anything is written; files are written into a
+temporary folder and moved into place, so a failure leaves no partial output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+import evalkit
+from evalkit.allocation.allocate import (
+    Allocation,
+    ProgressCallback,
+    allocate,
+    build_units,
+    stratum_keys,
+)
+from evalkit.allocation.exports import export_allocation
+from evalkit.allocation.joiner_sequence import joiner_tables
+from evalkit.allocation.roster import Roster, load_roster
+from evalkit.errors import SealedError
+from evalkit.io.files import sha256_file
+from evalkit.register import REGISTER_FILE, Register, is_sealed, now_utc
+from evalkit.trial.design import TrialDesign, load_design
+
+NOT_IN_TRIAL = "Not in trial"
+PERSONAL_COLUMNS = ("name", "email", "pod", "line_manager_id", "office", "start_date")
+
+
+@dataclass
+class AssignResult:
+    """What `assign` produced: the allocation, staff groups, manifest and file paths."""
+
+    allocation: Allocation
+    staff_allocation: pd.DataFrame
+    manifest: dict[str, Any]
+    directory: Path
+    files: dict[str, Path]
+
+
+def input_paths(design_path: Path, design: TrialDesign, pdus: Path | None,
+                staff: Path | None) -> tuple[Path | None, Path | None]:
+    """Input files: command-line flags win, else [inputs] relative to the design file."""
+    base = Path(design_path).parent
+
+    def pick(flag: Path | None, configured: str | None) -> Path | None:
+        if flag is not None:
+            return Path(flag)
+        return (base / configured) if configured else None
+
+    return pick(pdus, design.inputs.pdus), pick(staff, design.inputs.staff)
+
+
+def default_output(design: TrialDesign) -> Path:
+    """outputs/<trial name as a slug>, used when --out is not given."""
+    slug = "".join(c if c.isalnum() else "-" for c in design.trial.name.lower()).strip("-")
+    return Path("outputs") / "-".join(filter(None, slug.split("-")))
+
+
+def staff_allocation(design: TrialDesign, roster: Roster, allocation: Allocation) -> pd.DataFrame:
+    """One row per staff member: their group (own, or their PDU's) and course by grade."""
+    staff = roster.staff.merge(roster.pdus[["pdu_code", "pdu_name", "region"]], on="pdu_code",
+                               how="left")
+    groups = allocation.table.set_index("unit_id")["group"]
+    key = staff["staff_id"] if design.trial.unit == "staff" else staff["pdu_code"]
+    staff["group"] = key.map(groups).fillna(NOT_IN_TRIAL)
+    courses = {g: (c.name if (c := design.course_for_grade(g)) else "none")
+               for g in staff["grade"].unique()}
+    staff["course"] = staff["grade"].map(courses)
+    columns = ["staff_id", "name", "email", "grade", "pdu_code", "pdu_name", "region", "pod",
+               "line_manager_id", "office", "group", "course"]
+    return staff[columns].sort_values("staff_id", kind="stable").reset_index(drop=True)
+
+
+def units_digest(units: pd.DataFrame, columns: list[str]) -> str:
+    """SHA-256 of the set of units in ID order, so reordering rows does not change it.
+
+    Numbers are hashed as little-endian float64 and text as NUL-separated UTF-8, column by
+    column, which is exact and the same on every machine.
+    """
+    canonical = units[columns].sort_values("unit_id", kind="stable")
+    digest = hashlib.sha256()
+    for column in columns:
+        values = canonical[column]
+        digest.update(column.encode() + b"\x01")
+        if pd.api.types.is_numeric_dtype(values):
+            digest.update(values.to_numpy(dtype="<f8").tobytes())
+        else:
+            digest.update("\x00".join(values.astype(str).tolist()).encode())
+    return digest.hexdigest()
+
+
+def _file_record(path: Path | None, rows: int) -> dict[str, Any] | None:
+    if path is None:
+        return None
+    return {"path": str(Path(path).resolve()), "sha256": sha256_file(path), "rows": rows}
+
+
+def build_manifest(design_path: Path, design: TrialDesign, roster: Roster, units: pd.DataFrame,
+                   allocation: Allocation) -> dict[str, Any]:
+    """Everything needed to reproduce and audit the allocation."""
+    table = allocation.table
+    counts = table.assign(stratum=stratum_keys(table, design.trial.strata))
+    by_stratum = counts.groupby(["stratum", "group"]).size().unstack(fill_value=0)
+    unit_columns = ["unit_id", *design.trial.strata, *allocation.covariates]
+    return {
+        "tool": f"evalkit {evalkit.__version__}",
+        "algorithm": allocation.algorithm,
+        "seed": design.trial.seed,
+        "unit": design.trial.unit,
+        "strata": design.trial.strata,
+        "method": allocation.method,
+        "draws_tried": allocation.draws_tried,
+        "accepted_balance": allocation.accepted_balance,
+        "probabilities": {"method": allocation.probability_method,
+                          "draws": allocation.probability_draws,
+                          "max_monte_carlo_se": allocation.probability_mc_se},
+        "balance_covariates": allocation.covariates,
+        "design_sha256": design.digest(),
+        "config": {"path": str(Path(design_path).resolve()), "sha256": sha256_file(design_path)},
+        "inputs": {"pdus": _file_record(roster.pdus_path, len(roster.pdus)),
+                   "staff": _file_record(roster.staff_path, len(roster.staff))},
+        "units_sha256": units_digest(units, unit_columns),
+        "counts": {s: {g: int(n) for g, n in row.items()} for s, row in by_stratum.iterrows()},
+        "totals": {g: int(n) for g, n in table["group"].value_counts().sort_index().items()},
+        "created_at": now_utc(),
+        "environment": {"python": platform.python_version(), "numpy": np.__version__,
+                        "pandas": pd.__version__},
+    }
+
+
+def compute_assignment(design_path: Path, pdus: Path | None = None, staff: Path | None = None,
+                       on_progress: ProgressCallback | None = None):
+    """Load, validate and allocate without writing anything."""
+    design = load_design(design_path)
+    pdus_path, staff_path = input_paths(design_path, design, pdus, staff)
+    roster = load_roster(design, pdus_path, staff_path)
+    units = build_units(design, roster)
+    allocation = allocate(design, units, on_progress)
+    return design, roster, units, allocation
+
+
+def run_assign(design_path: Path, out: Path | None = None, pdus: Path | None = None,
+               staff: Path | None = None,
+               on_progress: ProgressCallback | None = None) -> AssignResult:
+    """Allocate and seal: refuse if `out` already holds a sealed allocation."""
+    design = load_design(design_path)
+    directory = Path(out) if out is not None else default_output(design)
+    if is_sealed(directory):
+        raise SealedError(f"{directory} already holds a sealed allocation "
+                          f"({REGISTER_FILE}); choose another --out folder")
+    design, roster, units, allocation = compute_assignment(design_path, pdus, staff, on_progress)
+    staff_table = staff_allocation(design, roster, allocation)
+    manifest = build_manifest(design_path, design, roster, units, allocation)
+    files = _write_outputs(directory, design, units, allocation, staff_table, manifest)
+    return AssignResult(allocation, staff_table, manifest, directory, files)
+
+
+def register_units(design: TrialDesign, units: pd.DataFrame) -> pd.DataFrame:
+    """The unit table as the register keeps it: for staff-level designs, without the personal
+    details staff_allocation already holds (IDs, strata and covariates are what later stages
+    and audits need)."""
+    if design.trial.unit != "staff":
+        return units
+    return units.drop(columns=[c for c in PERSONAL_COLUMNS if c in units.columns])
+
+
+def _write_outputs(directory: Path, design: TrialDesign, units: pd.DataFrame,
+                   allocation: Allocation, staff_table: pd.DataFrame,
+                   manifest: dict[str, Any]) -> dict[str, Path]:
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        register = Register.create(
+            staging / REGISTER_FILE,
+            {"units": register_units(design, units), "allocation": allocation.table,
+             "staff_allocation": staff_table,
+             **joiner_tables(design, allocation.table)},
+            {"design": design.model_dump(mode="json"), "manifest": manifest},
+        )
+        files = export_allocation(register, staging, stored={
+            "allocation": allocation.table, "staff_allocation": staff_table})
+        directory.mkdir(parents=True, exist_ok=True)
+        for path in [staging / REGISTER_FILE, *files.values()]:
+            os.replace(path, directory / path.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    files = {key: directory / path.name for key, path in files.items()}
+    files["register"] = directory / REGISTER_FILE
+    return files

@@ -1,0 +1,61 @@
+"""Files regenerated from the register: CSV and XLSX tables, balance and the manifest."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from evalkit.allocation.balance import balance_table
+from evalkit.io.files import write_csv, write_text, write_xlsx
+from evalkit.register import Register
+
+XLSX_ROW_LIMIT = 200_000  # beyond this a workbook is slow to write and to open: CSV only
+
+
+def staff_group_counts(staff_allocation: pd.DataFrame) -> pd.Series:
+    """Staff per group."""
+    return staff_allocation.groupby("group").size()
+
+
+def balance_from_register(register: Register, allocation: pd.DataFrame | None = None,
+                          staff: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Balance table of the sealed allocation, recomputed from the register."""
+    design, manifest = register.design, register.manifest
+    allocation = register.table("allocation") if allocation is None else allocation
+    staff = register.table("staff_allocation") if staff is None else staff
+    covariates = manifest["balance_covariates"]
+    units = register.table("units", ["unit_id", *covariates])
+    merged = allocation[["unit_id", "group"]].merge(units, on="unit_id", how="left")
+    counts = staff_group_counts(staff) if len(staff) else None
+    return balance_table(merged, covariates, [a.name for a in design.arms], design.control_arm,
+                         counts)
+
+
+def export_allocation(register: Register, directory: Path,
+                      stored: dict[str, pd.DataFrame] | None = None) -> dict[str, Path]:
+    """Write allocation.csv, staff_allocation.csv, allocation.xlsx, balance.csv, manifest.json.
+
+    `stored` may pass the very frames just written to the register (saves reading a large
+    register back); the files are byte-identical either way (tested).
+    """
+    directory = Path(directory)
+    stored = stored or {}
+    allocation = stored.get("allocation")
+    allocation = register.table("allocation") if allocation is None else allocation
+    staff = stored.get("staff_allocation")
+    staff = register.table("staff_allocation") if staff is None else staff
+    balance = balance_from_register(register, allocation, staff)
+    paths = {
+        "allocation": write_csv(directory / "allocation.csv", allocation),
+        "staff_allocation": write_csv(directory / "staff_allocation.csv", staff),
+        "balance": write_csv(directory / "balance.csv", balance),
+        "manifest": write_text(directory / "manifest.json",
+                               json.dumps(register.manifest, indent=2, sort_keys=True) + "\n"),
+    }
+    if max(len(allocation), len(staff)) <= XLSX_ROW_LIMIT:
+        paths["xlsx"] = write_xlsx(directory / "allocation.xlsx",
+                                   {"allocation": allocation, "staff": staff, "balance": balance})
+    register.append_event("exported", detail={"files": sorted(p.name for p in paths.values())})
+    return paths

@@ -1,0 +1,303 @@
+"""Run the design's pre-specified analysis plan on a sealed run plus an outcomes file.
+
+For each outcome, each planned model (the first is the outcome's primary analysis), then
+effect sizes (EEF g / Cox index / rate ratio), ICCs, WWC attrition, CONSORT flow, CACE for
+the primary outcome, and Holm adjustment across the secondary outcomes' randomised
+contrasts (primary-model only). Anything planned that could not be run is a deviation.
+Writing the files lives in plan_outputs.py.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from evalkit.allocation.exports import balance_from_register
+from evalkit.analysis.attrition import attrition_summary, consort_flow
+from evalkit.analysis.data import AnalysisInputError
+from evalkit.analysis.effect_sizes import (
+    COX_SCALE,
+    eef_effect_size,
+    icc_estimate,
+    searle_icc_interval,
+)
+from evalkit.analysis.iv import fit_cace
+from evalkit.analysis.multiplicity import holm_adjust
+from evalkit.analysis.plan.data import (
+    ARM,
+    CLUSTER,
+    COMPLIANCE,
+    STRATUM,
+    PlanData,
+    acceptance_rule,
+    load_plan_data,
+)
+from evalkit.analysis.results import ModelResult
+from evalkit.analysis.run import AnalyseSpec, analyse_frame
+from evalkit.errors import ConfigError, EvalkitError
+from evalkit.io.files import sha256_file
+from evalkit.register import Register
+from evalkit.trial.analysis_plan import AnalysisSection, OutcomeSpec
+from evalkit.trial.design import load_design
+
+
+@dataclass
+class PlanResult:
+    """Everything the plan produced, ready to write as JSON, XLSX and HTML."""
+
+    design_summary: dict[str, Any]
+    model_results: list[ModelResult]
+    roles: list[dict[str, str]]            # per model result: outcome role and analysis role
+    contrasts: pd.DataFrame
+    effect_sizes: pd.DataFrame
+    iccs: pd.DataFrame
+    attrition: pd.DataFrame
+    consort: pd.DataFrame
+    balance: pd.DataFrame
+    cace: ModelResult | None
+    deviations: list[dict[str, str]]
+    notes: list[str]
+    holm: dict[str, float]
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+def compute_plan(register: Register, outcomes_path: Path,
+                 plan_file: Path | None = None) -> PlanResult:
+    """Fit every planned model and summary; no files written.
+
+    The plan is the sealed design's [analysis] section, or that of `plan_file` (a design
+    TOML) when the plan was written after the allocation was sealed; that is noted.
+    """
+    design = register.design
+    plan = design.analysis if plan_file is None else load_design(plan_file).analysis
+    if not plan.outcomes:
+        raise ConfigError(f"{plan_file or 'the sealed design'} has no [[analysis.outcomes]]: "
+                          "pre-specify the outcomes in an [analysis] section (pass the design "
+                          "file with --plan if it was written after the allocation)")
+    data = load_plan_data(register, Path(outcomes_path), plan)
+    accept = acceptance_rule(register)
+    deviations: list[dict[str, str]] = []
+    notes = list(data.notes)
+    if plan_file is not None:
+        notes.append(f"analysis plan read from {plan_file} (sha256 "
+                     f"{sha256_file(Path(plan_file))[:12]}), not from the sealed design")
+    results, roles = [], []
+    for outcome in plan.outcomes:
+        for position, model in enumerate(plan.models_for(outcome)):
+            result = _run_model(data, plan, outcome, model, design.trial.seed, accept,
+                                design.trial.unit, deviations)
+            if result is not None:
+                results.append(result)
+                roles.append({"outcome_role": "primary" if outcome.primary else "secondary",
+                              "analysis_role": "primary" if position == 0 else "sensitivity",
+                              "level": outcome.level})
+    if data.non_randomised:
+        notes.append(f"{', '.join(data.non_randomised)} was allocated on purpose "
+                     "(non-randomised): its contrasts are observational and are left out of "
+                     "randomisation inference and of the Holm family")
+    if accept is not None:
+        notes.append("randomisation inference keeps only permutations that pass the design's "
+                     "re-randomisation balance rule")
+    holm = _holm(results, roles)
+    iccs = _iccs(data, plan)
+    cace = _cace(data, plan, deviations)
+    return PlanResult(
+        design_summary=design_summary(register, plan), model_results=results, roles=roles,
+        contrasts=_contrast_table(results, roles, holm),
+        effect_sizes=_effect_sizes(results, roles, iccs), iccs=iccs,
+        attrition=_attrition(data, plan), consort=_consort(data, plan),
+        balance=balance_from_register(register), cace=cace, deviations=deviations,
+        notes=notes, holm=holm,
+    )
+
+
+def _run_model(data: PlanData, plan: AnalysisSection, outcome: OutcomeSpec, model: str,
+               seed: int, accept, unit: str, deviations: list) -> ModelResult | None:
+    """One planned model; a failure or an impossible model is recorded as a deviation."""
+    frame = data.staff if outcome.level == "staff" else data.pdu
+    if outcome.level == "pdu" and model == "mixed":
+        deviations.append(_deviation(outcome, model, "skipped", "a random-intercept model needs "
+                                     "several rows per PDU; PDU-level outcome"))
+        return None
+    if model == "ri" and unit == "staff":
+        deviations.append(_deviation(outcome, model, "skipped", "randomisation inference for "
+                                     "staff-level allocation is not implemented"))
+        return None
+    spec = AnalyseSpec(
+        outcome=outcome.name, arm_col=ARM, cluster_col=CLUSTER, strata_col=STRATUM,
+        covariates=list(outcome.covariates), model=model, family=outcome.family,
+        control=data.control, permutations=plan.permutations,
+        seed=plan.seed if plan.seed is not None else seed,
+        small_sample=plan.gee_small_sample if model == "gee" else "none",
+        non_randomised=data.non_randomised, alpha=plan.alpha,
+        fixed_clusters=data.fixed_clusters, accept=accept,
+    )
+    try:
+        return analyse_frame(frame, spec)
+    except EvalkitError as error:
+        deviations.append(_deviation(outcome, model, "failed", str(error)))
+        return None
+
+
+def _deviation(outcome: OutcomeSpec, model: str, status: str, detail: str) -> dict[str, str]:
+    return {"outcome": outcome.name, "model": model, "status": status, "detail": detail}
+
+
+def _key(result: ModelResult, arm: str) -> str:
+    return f"{result.outcome} | {result.model} | {arm}"
+
+
+def _holm(results: list[ModelResult], roles: list[dict]) -> dict[str, float]:
+    """Holm-adjusted p across secondary outcomes' primary-model randomised contrasts."""
+    family = {_key(r, c.arm): c.p_value for r, role in zip(results, roles, strict=True)
+              if role["outcome_role"] == "secondary" and role["analysis_role"] == "primary"
+              for c in r.contrasts if c.randomised and math.isfinite(c.p_value)}
+    return holm_adjust(family) if family else {}
+
+
+def _contrast_table(results, roles, holm) -> pd.DataFrame:
+    frames = []
+    for result, role in zip(results, roles, strict=True):
+        frame = result.to_frame()
+        frame.insert(0, "outcome_role", role["outcome_role"])
+        frame.insert(1, "analysis_role", role["analysis_role"])
+        keys = [_key(result, arm) for arm in frame["arm"]]
+        frame["holm_family"] = [k in holm for k in keys]
+        frame["p_holm"] = [holm.get(k, math.nan) for k in keys]
+        frames.append(frame)
+    if not frames:
+        return pd.DataFrame()
+    table = pd.concat(frames, ignore_index=True)
+    first = ["outcome", "model", "outcome_role", "analysis_role", "arm", "versus", "randomised"]
+    return table[first + [c for c in table.columns if c not in first]]
+
+
+def _effect_sizes(results, roles, iccs: pd.DataFrame) -> pd.DataFrame:
+    """EEF g (continuous), Cox index (binary) or rate ratio (count) for every contrast."""
+    total_sd = dict(zip(iccs["outcome"], iccs["total_sd"], strict=True)) if len(iccs) else {}
+    rows = []
+    for result, role in zip(results, roles, strict=True):
+        ratio = result.diagnostics.get("family")
+        for c in result.contrasts:
+            row = {"outcome": result.outcome, "model": result.model, "arm": c.arm,
+                   "versus": c.versus, "randomised": c.randomised, **role}
+            if ratio == "binomial":
+                row.update(measure="Cox index", effect_size=c.estimate / COX_SCALE,
+                           ci_low=c.ci_low / COX_SCALE, ci_high=c.ci_high / COX_SCALE)
+            elif ratio == "poisson":
+                row.update(measure="rate ratio", effect_size=math.exp(c.estimate),
+                           ci_low=math.exp(c.ci_low), ci_high=math.exp(c.ci_high))
+            elif total_sd.get(result.outcome, math.nan) > 0:
+                g = eef_effect_size(c.estimate, c.ci_low, c.ci_high, total_sd[result.outcome])
+                row.update(measure="EEF g", effect_size=g["effect_size"], ci_low=g["ci_low"],
+                           ci_high=g["ci_high"])
+            else:
+                continue
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _iccs(data: PlanData, plan: AnalysisSection) -> pd.DataFrame:
+    """ICC with Searle's CI per staff-level outcome: REML null model for continuous outcomes
+    (its total SD scales EEF g), one-way ANOVA (linear scale) for binary and count ones."""
+    rows = []
+    for outcome in plan.outcomes:
+        if outcome.level != "staff":
+            continue
+        try:
+            estimate = (icc_estimate(data.staff, outcome.name, CLUSTER, plan.alpha)
+                        if outcome.type == "continuous"
+                        else _anova_icc(data.staff, outcome.name, plan.alpha))
+        except (AnalysisInputError, RuntimeError) as error:
+            rows.append({"outcome": outcome.name, "note": str(error)})
+            continue
+        rows.append({"outcome": outcome.name, "type": outcome.type, **estimate})
+    return pd.DataFrame(rows)
+
+
+def _anova_icc(frame: pd.DataFrame, outcome: str, alpha: float) -> dict[str, Any]:
+    """One-way ANOVA ICC (Donner's n0) and Searle interval on the linear scale."""
+    work = frame[[outcome, CLUSTER]].dropna()
+    cluster = pd.factorize(work[CLUSTER].astype(str), sort=True)[0]
+    interval = searle_icc_interval(work[outcome].to_numpy(float), cluster, alpha)
+    return {"icc": interval["icc_anova"], "ci_low": interval["ci_low"],
+            "ci_high": interval["ci_high"], "ci_method": "Searle (1971) F interval, ANOVA ICC",
+            "total_sd": float(work[outcome].std()), "n_obs": len(work),
+            "n_clusters": int(cluster.max()) + 1, "alpha": alpha}
+
+
+def _attrition(data: PlanData, plan: AnalysisSection) -> pd.DataFrame:
+    frames = []
+    for outcome in plan.outcomes:
+        frame = data.staff if outcome.level == "staff" else data.pdu
+        table = attrition_summary(frame, outcome.name, ARM, CLUSTER, data.control,
+                                  data.allocated_clusters)
+        table.insert(0, "outcome", outcome.name)
+        frames.append(table)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _consort(data: PlanData, plan: AnalysisSection) -> pd.DataFrame:
+    primary = plan.primary_outcome
+    frame = data.staff if primary.level == "staff" else data.pdu
+    table = consort_flow(frame, primary.name, ARM, CLUSTER, primary.covariates,
+                         data.allocated_clusters)
+    table["randomised"] = ~table["arm"].isin(data.non_randomised)
+    return table
+
+
+def _cace(data: PlanData, plan: AnalysisSection, deviations: list) -> ModelResult | None:
+    """CACE of the primary outcome for the randomised arms, if compliance is known."""
+    primary = plan.primary_outcome
+    if data.compliance_source is None or primary.level != "staff":
+        deviations.append(_deviation(primary, "cace", "skipped",
+                                     "no compliance data (register table 'compliance' or an "
+                                     "outcomes column 'completed')"))
+        return None
+    frame = data.staff[~data.staff[ARM].isin(data.non_randomised)]
+    try:
+        result = fit_cace(frame, primary.name, ARM, CLUSTER, COMPLIANCE, STRATUM,
+                          primary.covariates, data.control, plan.alpha)
+    except (AnalysisInputError, ValueError, ArithmeticError) as error:
+        deviations.append(_deviation(primary, "cace", "failed", str(error)))
+        return None
+    result.diagnostics["compliance_source"] = data.compliance_source
+    return result
+
+
+def design_summary(register: Register, plan: AnalysisSection) -> dict[str, Any]:
+    """What the report's design section shows: trial, arms, units and staff per group."""
+    design, manifest = register.design, register.manifest
+    allocation = register.table("allocation")
+    staff = register.table("staff_allocation")
+    return {
+        "trial": design.trial.name, "unit": design.trial.unit,
+        "strata": design.trial.strata, "method": manifest.get("method", "complete"),
+        "seed": design.trial.seed, "control": design.control_arm,
+        "arms": [{"name": a.name, "ratio": a.ratio, "fixed": len(a.fixed),
+                  "randomised": a.ratio > 0,
+                  "units": int((allocation["group"] == a.name).sum()),
+                  "staff": int((staff["group"] == a.name).sum())} for a in design.arms],
+        "design_digest": design.digest(),
+        "confidence": f"{100 * (1 - plan.alpha):g}",
+    }
+
+
+def run_plan(register_dir: Path, outcomes_path: Path, out: Path | None = None,
+             plan_file: Path | None = None) -> PlanResult:
+    """Compute the plan, write results.json/xlsx and report.html, record an `analysed` event."""
+    from evalkit.analysis.plan.outputs import write_plan_outputs
+
+    register = Register.open(register_dir)
+    result = compute_plan(register, outcomes_path, plan_file)
+    out = Path(out) if out is not None else Path(register_dir) / "analysis"
+    result.files = write_plan_outputs(result, out, outcomes_path)
+    register.append_event("analysed", detail={
+        "outcomes_file": str(outcomes_path), "files": sorted(p.name for p in result.files.values()),
+        "deviations": len(result.deviations),
+    })
+    return result

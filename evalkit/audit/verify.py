@@ -1,0 +1,89 @@
+"""`verify`: recompute a sealed allocation from its manifest, design and inputs, and compare."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from evalkit.allocation.assign import compute_assignment, staff_allocation, units_digest
+from evalkit.audit.replay import turnover_differences
+from evalkit.io.files import sha256_file
+from evalkit.register import Register
+from evalkit.trial.design import load_design
+
+
+@dataclass
+class VerifyReport:
+    """The outcome of a verification: match or the list of differences."""
+
+    matches: bool
+    summary: str
+    differences: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _recorded_path(manifest: dict, key: str, override: Path | None) -> Path | None:
+    if override is not None:
+        return Path(override)
+    record = manifest["inputs"].get(key)
+    return Path(record["path"]) if record else None
+
+
+def _input_notes(manifest: dict, pdus: Path | None, staff: Path | None) -> list[str]:
+    notes = []
+    for key, path in (("pdus", pdus), ("staff", staff)):
+        record = manifest["inputs"].get(key)
+        if record and path is not None and path.exists() and sha256_file(path) != record["sha256"]:
+            notes.append(f"{key} file {path} differs byte-for-byte from the one allocated "
+                         "(reordered or re-saved?); the units are compared below")
+    return notes
+
+
+def compare_allocations(recorded: pd.DataFrame, recomputed: pd.DataFrame) -> list[str]:
+    """Differences between two allocation tables (unit set, group, assignment, probabilities)."""
+    a = recorded.set_index("unit_id").sort_index()
+    b = recomputed.set_index("unit_id").sort_index()
+    differences = [f"unit {u} is in the register but not in the inputs"
+                   for u in a.index.difference(b.index)]
+    differences += [f"unit {u} is in the inputs but not in the register"
+                    for u in b.index.difference(a.index)]
+    common = a.index.intersection(b.index)
+    for column in ["group", "assignment"]:
+        changed = common[a.loc[common, column].astype(str) != b.loc[common, column].astype(str)]
+        differences += [f"unit {u}: {column} {a.at[u, column]!r} recorded, {b.at[u, column]!r} "
+                        f"recomputed" for u in changed[:20]]
+    for column in [c for c in a.columns if c.startswith("p_")]:
+        if column not in b.columns or not np.allclose(a.loc[common, column].astype(float),
+                                                      b.loc[common, column].astype(float)):
+            differences.append(f"probability column {column} differs")
+    return differences
+
+
+def verify_allocation(directory: Path, config: Path | None = None, pdus: Path | None = None,
+                      staff: Path | None = None) -> VerifyReport:
+    """Recompute and compare; record a `verified` event either way."""
+    register = Register.open(directory)
+    manifest = register.manifest
+    design_path = Path(config) if config is not None else Path(manifest["config"]["path"])
+    pdus_path = _recorded_path(manifest, "pdus", pdus)
+    staff_path = _recorded_path(manifest, "staff", staff)
+    differences = []
+    if load_design(design_path).digest() != manifest["design_sha256"]:
+        differences.append(f"the design in {design_path} is not the one the allocation used")
+    notes = _input_notes(manifest, pdus_path, staff_path)
+    design, roster, units, allocation = compute_assignment(design_path, pdus_path, staff_path)
+    unit_columns = ["unit_id", *design.trial.strata, *allocation.covariates]
+    if units_digest(units, unit_columns) != manifest["units_sha256"]:
+        differences.append("the set of units (IDs, strata, covariates) has changed")
+    differences += compare_allocations(register.table("allocation"), allocation.table)
+    differences += turnover_differences(register, design, allocation.table,
+                                        staff_allocation(design, roster, allocation))
+    matches = not differences
+    summary = (f"{len(allocation.table)} units recomputed from seed {manifest['seed']} "
+               f"with {manifest['algorithm']}: " + ("identical allocation" if matches
+                                                   else f"{len(differences)} difference(s)"))
+    register.append_event("verified", detail={"matches": matches, "differences": differences[:50]})
+    return VerifyReport(matches, summary, differences, notes)

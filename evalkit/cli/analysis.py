@@ -1,0 +1,140 @@
+"""The `analyse` command: one model on one file, or the whole pre-specified plan."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from evalkit.cli.common import console, handle_errors
+from evalkit.errors import InputError
+from evalkit.io.files import write_text
+
+if TYPE_CHECKING:
+    from evalkit.analysis.results import ModelResult
+
+
+def analyse(
+    data: Annotated[Path | None, typer.Argument(help="Analysis table (CSV or XLSX).")] = None,
+    outcome: Annotated[str | None, typer.Option(help="Outcome column.")] = None,
+    arm_col: Annotated[str, typer.Option("--arm-col", help="Arm (group) column.")] = "arm",
+    cluster_col: Annotated[str, typer.Option("--cluster-col", help="Cluster column.")] = "pdu",
+    strata_col: Annotated[str | None, typer.Option("--strata-col", help="Strata column.")] = None,
+    covariate: Annotated[list[str] | None, typer.Option(
+        "--covariate", help="Covariate column (repeat for several).")] = None,
+    model: Annotated[str, typer.Option(help="mixed, cr2, cr1, gee, dim or ri.")] = "mixed",
+    family: Annotated[str, typer.Option(help="gaussian, binomial or poisson.")] = "gaussian",
+    control: Annotated[str, typer.Option(help="Control arm label.")] = "Control",
+    permutations: Annotated[int, typer.Option(help="Permutations for --model ri.")] = 10_000,
+    seed: Annotated[int, typer.Option(help="Seed for --model ri.")] = 0,
+    small_sample: Annotated[str, typer.Option(
+        "--small-sample", help="GEE small-sample correction: none or mancl-derouen.")] = "none",
+    non_randomised: Annotated[list[str] | None, typer.Option(
+        "--non-randomised", help="Arm allocated on purpose (repeat for several).")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the result as JSON.")
+                        ] = None,
+    register: Annotated[Path | None, typer.Option(
+        "--register", help="Sealed run folder: run the design's pre-specified plan.")] = None,
+    outcomes: Annotated[Path | None, typer.Option(
+        "--outcomes", help="Outcomes file (staff_id + outcome columns) for --register.")] = None,
+    plan: Annotated[Path | None, typer.Option(
+        "--plan", help="Design TOML whose [analysis] section to use instead of the sealed one.")
+                    ] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Folder for results.json/xlsx and report.html (default: run folder).")
+                   ] = None,
+) -> None:
+    """Estimate arm effects: one model on one file, or the full plan on a sealed run.
+
+    Example: evalkit analyse data.csv --outcome y --arm-col arm --cluster-col pdu
+    --strata-col region --covariate x1 --model cr2
+
+    Example: evalkit analyse --register outputs/seeds2 --outcomes outcomes.csv
+    """
+    if register is not None:
+        _run_plan(register, outcomes, out, plan)
+        return
+    if data is None or outcome is None:
+        raise InputError("give DATA and --outcome (one model), or --register DIR --outcomes "
+                         "FILE (the pre-specified plan)")
+    from evalkit.analysis.run import AnalyseSpec, analyse_frame, jsonable, load_analysis_table
+
+    spec = AnalyseSpec(
+        outcome=outcome, arm_col=arm_col, cluster_col=cluster_col, strata_col=strata_col,
+        covariates=list(covariate or []), model=model, family=family, control=control,
+        permutations=permutations, seed=seed, small_sample=small_sample,
+        non_randomised=list(non_randomised or []),
+    )
+    spec.validate()
+    loaded = load_analysis_table(data, spec)
+    result = analyse_frame(loaded.frame, spec)
+    result.diagnostics["rows_read"] = loaded.n_rows
+    result.diagnostics["rows_missing_outcome"] = loaded.missing_outcome
+    print_result(result)
+    if json_out is not None:
+        write_text(json_out, json.dumps(jsonable(result.to_dict()), indent=2) + "\n")
+        console.print(f"wrote {json_out}")
+
+
+def _run_plan(register: Path, outcomes: Path | None, out: Path | None,
+              plan: Path | None) -> None:
+    from evalkit.analysis.plan.compute import run_plan
+
+    if outcomes is None:
+        raise InputError("--register needs --outcomes FILE (staff_id plus outcome columns)")
+    with console.status("Running the pre-specified analysis plan"):
+        result = run_plan(register, outcomes, out=out, plan_file=plan)
+    for model_result in result.model_results:
+        print_result(model_result)
+    for deviation in result.deviations:
+        console.print(f"[yellow]deviation:[/] {deviation['outcome']} / {deviation['model']}: "
+                      f"{deviation['detail']}")
+    for path in result.files.values():
+        console.print(f"wrote {path}")
+
+
+def _fmt(value: object, digits: int = 4) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return "" if value != value else f"{value:.{digits}g}"
+    return str(value)
+
+
+def print_result(result: ModelResult) -> None:
+    """A rich table of contrasts plus counts, ICC, joint test and key diagnostics."""
+    table = Table(title=f"{result.model}: {result.outcome}")
+    labels = [c.arm if c.randomised else f"{c.arm} (non-randomised)" for c in result.contrasts]
+    table.add_column("arm", min_width=min(max(map(len, labels), default=3), 30),
+                     overflow="fold")
+    for column in ("versus", "estimate", "se", "df", "statistic", "p", "CI"):
+        table.add_column(column, overflow="fold")
+    for arm, c in zip(labels, result.contrasts, strict=True):
+        table.add_row(arm, c.versus, _fmt(c.estimate), _fmt(c.se), _fmt(c.df),
+                      _fmt(c.statistic), _fmt(c.p_value),
+                      f"[{_fmt(c.ci_low)}, {_fmt(c.ci_high)}]")
+    console.print(table)
+    diagnostics = result.diagnostics
+    dropped = diagnostics.get("n_dropped")
+    missing = diagnostics.get("rows_missing_outcome")
+    console.print(f"n_obs {result.n_obs}, clusters {result.n_clusters}, rows dropped for "
+                  f"missing values {_fmt(dropped)}"
+                  + ("" if missing is None else f", rows with missing outcome {missing}")
+                  + ("" if result.icc is None else f", ICC {_fmt(result.icc)}"))
+    if result.joint_test:
+        joint = result.joint_test
+        console.print(f"joint test ({joint.get('test', '')}): statistic "
+                      f"{_fmt(joint.get('statistic'))}, p {_fmt(joint.get('p_value'))}")
+    for warning in diagnostics.get("warnings", []) or []:
+        console.print(f"[yellow]warning:[/] {warning}")
+    for key in ("df_method", "vcov", "covariance", "converged", "singular", "test_statistic"):
+        if key in diagnostics:
+            console.print(f"  {key}: {diagnostics[key]}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add this stage's commands to the app."""
+    app.command()(handle_errors(analyse))

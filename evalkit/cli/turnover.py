@@ -1,0 +1,63 @@
+"""Commands for staff turnover after sealing: enrol (new starters) and transfer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from evalkit.cli.common import console, handle_errors
+from evalkit.turnover.events import TurnoverResult, enrol, transfer
+
+RunDirectory = Annotated[Path, typer.Argument(help="Output folder holding register.sqlite.")]
+ReasonOption = Annotated[str, typer.Option("--reason", help="Why: recorded in the event log.")]
+
+
+def _print_result(title: str, result: TurnoverResult) -> None:
+    table = Table(title=title)
+    for column in result.rows.columns:
+        table.add_column(column)
+    for row in result.rows.itertuples(index=False):
+        table.add_row(*[str(v) for v in row])
+    console.print(table)
+    console.print("Regenerated:")
+    for path in result.files.values():
+        console.print(f"  {path}")
+
+
+def enrol_command(
+    directory: RunDirectory,
+    staff: Annotated[Path, typer.Option("--staff", help="New starters (CSV or XLSX), with "
+                                        "staff_id, grade, pdu_code and optional name, email, "
+                                        "pod, line_manager_id, office.")],
+    reason: ReasonOption = "new starters",
+) -> None:
+    """Enrol new starters: PDU-level designs give them their PDU's group; staff-level designs
+    give each the next unused slot of their stratum's concealed sequence.
+
+    Example: evalkit enrol outputs/seeds2 --staff new_starters.csv
+    """
+    result = enrol(directory, staff, reason=reason)
+    _print_result(f"{len(result.rows)} new starter(s) enrolled", result)
+
+
+def transfer_command(
+    directory: RunDirectory,
+    staff_id: Annotated[str, typer.Option("--staff-id", help="The person moving.")],
+    to_pdu: Annotated[str, typer.Option("--to-pdu", help="Destination PDU code or name.")],
+    reason: ReasonOption = "",
+) -> None:
+    """Move a person to another PDU; they keep their original group (intention to treat).
+
+    Example: evalkit transfer outputs/seeds2 --staff-id S000123 --to-pdu N55YRK --reason move
+    """
+    result = transfer(directory, staff_id, to_pdu, reason=reason)
+    _print_result("Transferred (group unchanged; flagged for the contamination report)", result)
+
+
+def register(app: typer.Typer) -> None:
+    """Add this stage's commands to the app."""
+    app.command("enrol")(handle_errors(enrol_command))
+    app.command("transfer")(handle_errors(transfer_command))

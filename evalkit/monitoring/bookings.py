@@ -1,0 +1,242 @@
+"""Monitoring: learning-platform bookings and completions against the allocation.
+
+For Early Adopter and Treatment staff: who completed within their window, who is late, who
+has not booked. For Control staff: who booked or completed before their window opened
+(contamination), with the manager to contact. Also: rows on the wrong course for the grade,
+and rows matching no staff member (reported, never dropped silently).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from evalkit.allocation.assign import NOT_IN_TRIAL
+from evalkit.errors import InputError, suggestion
+from evalkit.io.files import read_table
+from evalkit.trial.design import TrialDesign
+
+BOOKING_COLUMNS = ("staff_id", "course", "status", "date")
+STATUSES = ("booked", "attended", "completed", "cancelled")
+ACTIVE = ("booked", "attended", "completed")  # a cancelled booking is no booking
+COMPLIANCE_TABLE = "compliance"
+
+COMPLETED_IN_WINDOW = "completed in window"
+COMPLETED_LATE = "completed late"
+COMPLETED_EARLY = "completed before window"
+NOT_COMPLETED_CLOSED = "not completed, window closed"
+BOOKED_OPEN = "booked, window open"
+NOT_BOOKED = "not booked"
+EARLY_CONTACT = "booked or completed before window"
+AS_PLANNED = "no early booking"
+
+
+@dataclass
+class Monitoring:
+    """Everything the monitoring report shows, as tables."""
+
+    staff: pd.DataFrame          # one row per monitored person, with status and flags
+    late: pd.DataFrame
+    not_booked: pd.DataFrame
+    control_early: pd.DataFrame
+    wrong_course: pd.DataFrame
+    unmatched: pd.DataFrame
+    summary: pd.DataFrame
+    as_of: dt.date
+    rows_read: int
+
+
+def parse_column_map(items: list[str]) -> dict[str, str]:
+    """`--map-column staff_id=Employee Number` -> {'staff_id': 'Employee Number'}."""
+    mapping = {}
+    for item in items:
+        name, separator, source = item.partition("=")
+        name, source = name.strip(), source.strip()
+        if not separator or not source:
+            raise InputError(f"--map-column {item!r}: expected NAME=Export column, e.g. "
+                             "staff_id=Employee Number")
+        if name not in BOOKING_COLUMNS:
+            raise InputError(f"--map-column {item!r}: {name!r} is not one of "
+                             f"{', '.join(BOOKING_COLUMNS)}.{suggestion(name, BOOKING_COLUMNS)}")
+        mapping[name] = source
+    return mapping
+
+
+def read_bookings(path: Path, column_map: dict[str, str] | None = None) -> pd.DataFrame:
+    """The export as staff_id, course, status (lower case), date and its spreadsheet row."""
+    frame = read_table(path)
+    column_map = column_map or {}
+    source_of = {name: column_map.get(name, name) for name in BOOKING_COLUMNS}
+    for name, source in source_of.items():
+        if source not in frame.columns:
+            hint = suggestion(source, frame.columns)
+            raise InputError(f"missing column {source!r} (for {name}); found: "
+                             f"{', '.join(frame.columns)}.{hint} Map another column with "
+                             f"--map-column {name}=COLUMN.", file=path, row=1, column=source)
+    bookings = pd.DataFrame({name: frame[source].to_numpy() for name, source in source_of.items()})
+    bookings["row"] = np.arange(2, len(bookings) + 2)
+    bookings["status"] = _statuses(bookings["status"], path, source_of["status"])
+    bookings["date"] = _dates(bookings["date"], path, source_of["date"])
+    return bookings
+
+
+def _statuses(values: pd.Series, path: Path, column: str) -> pd.Series:
+    lowered = values.astype(str).str.strip().str.lower()
+    bad = ~lowered.isin(STATUSES)
+    if bad.any():
+        position = int(bad.to_numpy().argmax())
+        value = values.iloc[position]
+        raise InputError(f"unknown status {value!r}; expected one of {', '.join(STATUSES)}."
+                         + suggestion(value, STATUSES), file=path, row=position + 2,
+                         column=column)
+    return lowered
+
+
+def _dates(values: pd.Series, path: Path, column: str) -> pd.Series:
+    """ISO dates (Excel's date-times too) or UK day/month/year; anything else is an error."""
+    text = values.astype(str).str.strip()
+    parsed = pd.to_datetime(text, format="ISO8601", errors="coerce")
+    missing = parsed.isna()
+    if missing.any():
+        parsed[missing] = pd.to_datetime(text[missing], format="%d/%m/%Y", errors="coerce")
+    bad = parsed.isna()
+    if bad.any():
+        position = int(bad.to_numpy().argmax())
+        raise InputError(f"bad date {text.iloc[position]!r}; expected YYYY-MM-DD (or "
+                         "DD/MM/YYYY)", file=path, row=position + 2, column=column)
+    return parsed.dt.normalize()
+
+
+def _normalise_course(names: pd.Series) -> pd.Series:
+    return names.astype(str).map(lambda s: re.sub(r"[^a-z0-9]+", " ", s.lower()).strip())
+
+
+def _with_windows(design: TrialDesign, staff: pd.DataFrame) -> pd.DataFrame:
+    windows = {(c.name, g): w for c in design.courses for g, w in c.windows.items()}
+    keys = list(zip(staff["course"], staff["group"], strict=True))
+    starts = [windows.get(k, (None, None))[0] for k in keys]
+    ends = [windows.get(k, (None, None))[1] for k in keys]
+    return staff.assign(window_start=pd.to_datetime(pd.Series(starts, index=staff.index)),
+                        window_end=pd.to_datetime(pd.Series(ends, index=staff.index)))
+
+
+def _contacts(staff: pd.DataFrame) -> pd.DataFrame:
+    """Manager to contact per person: the line manager, else the Head of their PDU."""
+    people = staff.set_index("staff_id")[["name", "email"]]
+    heads = staff[staff["grade"] == "Head of PDU"].drop_duplicates("pdu_code")
+    head_of = heads.set_index("pdu_code")["staff_id"]
+    manager = staff["line_manager_id"].where(staff["line_manager_id"].isin(people.index))
+    manager = manager.fillna(staff["pdu_code"].map(head_of))
+    return pd.DataFrame({"staff_id": staff["staff_id"].to_numpy(),
+                         "manager_id": manager.fillna("").to_numpy(),
+                         "manager_name": manager.map(people["name"]).fillna("").to_numpy(),
+                         "manager_email": manager.map(people["email"]).fillna("").to_numpy()})
+
+
+def _per_person(bookings: pd.DataFrame, monitored: pd.DataFrame) -> pd.DataFrame:
+    """First active date, first completion and completion-in-window, per person."""
+    right = bookings[bookings["right_course"] & bookings["status"].isin(ACTIVE)]
+    done = right[right["status"] == "completed"]
+    windows = monitored.set_index("staff_id")[["window_start", "window_end"]]
+    start = done["staff_id"].map(windows["window_start"])
+    end = done["staff_id"].map(windows["window_end"])
+    in_window = done[(done["date"] >= start) & (done["date"] <= end)]
+    any_active = bookings[bookings["status"].isin(ACTIVE)]
+    return pd.DataFrame({
+        "first_booked": right.groupby("staff_id")["date"].min(),
+        "first_completed": done.groupby("staff_id")["date"].min(),
+        "last_completed": done.groupby("staff_id")["date"].max(),
+        "first_any_course": any_active.groupby("staff_id")["date"].min(),
+        "completed_in_window": in_window.groupby("staff_id").size() > 0,
+    })
+
+
+def _status(frame: pd.DataFrame, control: str, as_of: pd.Timestamp) -> pd.Series:
+    completed = frame["first_completed"].notna()
+    closed = frame["window_end"] < as_of
+    booked = frame["first_booked"].notna()
+    conditions = [
+        frame["completed_in_window"],
+        completed & (frame["last_completed"] > frame["window_end"]),
+        completed,
+        booked & closed,
+        booked,
+    ]
+    choices = [COMPLETED_IN_WINDOW, COMPLETED_LATE, COMPLETED_EARLY, NOT_COMPLETED_CLOSED,
+               BOOKED_OPEN]
+    status = pd.Series(np.select(conditions, choices, NOT_BOOKED), index=frame.index)
+    early = frame["first_any_course"] < frame["window_start"]
+    control_status = np.where(early, EARLY_CONTACT, AS_PLANNED)
+    return status.where(frame["group"] != control, control_status)
+
+
+def monitor_bookings(design: TrialDesign, staff: pd.DataFrame, bookings: pd.DataFrame,
+                     as_of: dt.date | None = None) -> Monitoring:
+    """Compare an export with each person's group, course and window."""
+    as_of = as_of or dt.date.today()
+    staff = staff.fillna("")
+    known = bookings["staff_id"].isin(staff["staff_id"])
+    unmatched = bookings.loc[~known, ["row", "staff_id", "course", "status", "date"]]
+    matched = bookings[known].copy()
+    course_of = staff.set_index("staff_id")["course"]
+    expected = matched["staff_id"].map(course_of)
+    matched["right_course"] = (_normalise_course(matched["course"]).to_numpy()
+                               == _normalise_course(expected).to_numpy())
+    monitored = _with_windows(design, staff[(staff["group"] != NOT_IN_TRIAL)
+                                            & (staff["course"] != "none")])
+    people = monitored.merge(_per_person(matched, monitored), left_on="staff_id",
+                             right_index=True, how="left")
+    people["completed_in_window"] = people["completed_in_window"].eq(True)
+    people["status"] = _status(people, design.control_arm, pd.Timestamp(as_of))
+    people = people.merge(_contacts(staff), on="staff_id", how="left")
+    wrong = matched[~matched["right_course"]].assign(expected_course=expected)
+    return _assemble(design, people, wrong, unmatched, staff, as_of, len(bookings))
+
+
+def _assemble(design: TrialDesign, people: pd.DataFrame, wrong: pd.DataFrame,
+              unmatched: pd.DataFrame, staff: pd.DataFrame, as_of: dt.date,
+              rows_read: int) -> Monitoring:
+    control = design.control_arm
+    treated = people["group"] != control
+    late = people[treated & people["status"].isin([COMPLETED_LATE, NOT_COMPLETED_CLOSED])]
+    not_booked = people[treated & (people["status"] == NOT_BOOKED)]
+    early = people[(people["group"] == control) & (people["status"] == EARLY_CONTACT)]
+    early = early.sort_values(["pdu_code", "staff_id"], kind="stable")
+    wrong = wrong.merge(staff[["staff_id", "name", "grade", "pdu_code", "group"]], on="staff_id")
+    wrong = wrong[["row", "staff_id", "name", "grade", "pdu_code", "group", "course",
+                   "expected_course", "status", "date"]].rename(columns={"course": "booked_course"})
+    return Monitoring(people, late, not_booked, early, wrong, unmatched,
+                      summarise(people, [a.name for a in design.arms]), as_of, rows_read)
+
+
+def summarise(people: pd.DataFrame, groups: list[str]) -> pd.DataFrame:
+    """Counts per group and status (groups in design order)."""
+    table = people.groupby(["group", "status"]).size().unstack(fill_value=0)
+    table = table.reindex([g for g in groups if g in table.index])
+    table.insert(0, "staff", table.sum(axis=1))
+    return table.reset_index()
+
+
+def compliance_table(monitoring: Monitoring) -> pd.DataFrame:
+    """Per-person compliance for the complier (CACE) analysis."""
+    people = monitoring.staff
+    early = people["first_completed"] < people["window_start"]
+    return pd.DataFrame({
+        "staff_id": people["staff_id"], "pdu_code": people["pdu_code"],
+        "group": people["group"], "course": people["course"],
+        "window_start": _iso(people["window_start"]), "window_end": _iso(people["window_end"]),
+        "first_booked": _iso(people["first_booked"]),
+        "first_completed": _iso(people["first_completed"]),
+        "completed_in_window": people["completed_in_window"].astype(int),
+        "completed_before_window": early.astype(int),
+        "status": people["status"], "as_of": monitoring.as_of.isoformat(),
+    }).reset_index(drop=True)
+
+
+def _iso(values: pd.Series) -> pd.Series:
+    return values.dt.strftime("%Y-%m-%d").fillna("")

@@ -1,0 +1,94 @@
+"""The `[analysis]` section of a trial design: the pre-specified outcome analysis plan.
+
+```toml
+[analysis]
+alpha = 0.05
+permutations = 10000
+[[analysis.outcomes]]
+name = "supervision_quality"
+type = "continuous"
+covariates = ["baseline_score"]
+primary = true
+```
+The first model listed for an outcome type is that outcome's primary analysis; the others
+are sensitivity analyses. Exactly one outcome is primary; the rest are secondary and their
+randomised contrasts form the Holm family.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from evalkit.trial.validators import require_exactly_one, require_unique_names
+
+ModelName = Literal["mixed", "cr2", "cr1", "gee", "dim", "ri"]
+GAUSSIAN_MODELS = ("mixed", "cr2", "cr1", "dim", "ri")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelsByType(_Strict):
+    """Models run for each outcome type; the first is the primary analysis of that outcome."""
+
+    continuous: list[ModelName] = Field(default_factory=lambda: ["mixed", "cr2", "ri"],
+                                        min_length=1)
+    binary: list[ModelName] = Field(default_factory=lambda: ["gee"], min_length=1)
+    count: list[ModelName] = Field(default_factory=lambda: ["gee"], min_length=1)
+
+    @model_validator(mode="after")
+    def _gee_only_for_discrete(self) -> ModelsByType:
+        if "gee" in self.continuous:
+            raise ValueError("'gee' is for binary and count outcomes, not continuous ones")
+        return self
+
+
+class OutcomeSpec(_Strict):
+    """One pre-specified outcome."""
+
+    name: str = Field(min_length=1)
+    type: Literal["continuous", "binary", "count"]
+    covariates: list[str] = Field(default_factory=list)
+    primary: bool = False
+    level: Literal["staff", "pdu"] = "staff"
+    models: list[ModelName] | None = None
+
+    @property
+    def family(self) -> str:
+        return {"continuous": "gaussian", "binary": "binomial", "count": "poisson"}[self.type]
+
+
+class AnalysisSection(_Strict):
+    """`[analysis]`: significance level, inference settings, models and outcomes."""
+
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    permutations: int = Field(default=10_000, gt=0)
+    seed: int | None = Field(default=None, ge=0)
+    gee_small_sample: Literal["none", "mancl-derouen"] = "mancl-derouen"
+    models: ModelsByType = Field(default_factory=ModelsByType)
+    outcomes: list[OutcomeSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_primary(self) -> AnalysisSection:
+        if not self.outcomes:
+            return self
+        require_unique_names([o.name for o in self.outcomes], "outcome")
+        require_exactly_one([o.name for o in self.outcomes if o.primary], "outcome", "primary")
+        for outcome in self.outcomes:
+            models = self.models_for(outcome)
+            if outcome.type != "continuous" and any(m in GAUSSIAN_MODELS for m in models):
+                raise ValueError(f"outcome {outcome.name!r} is {outcome.type}: use 'gee'")
+            if outcome.type == "continuous" and "gee" in models:
+                raise ValueError(f"outcome {outcome.name!r} is continuous: 'gee' does not apply")
+        return self
+
+    def models_for(self, outcome: OutcomeSpec) -> list[str]:
+        """The outcome's own model list, or the default for its type."""
+        return list(outcome.models or getattr(self.models, outcome.type))
+
+    @property
+    def primary_outcome(self) -> OutcomeSpec | None:
+        return next((o for o in self.outcomes if o.primary), None)
