@@ -27,7 +27,7 @@ from evalkit.allocation.assign import run_assign  # noqa: E402
 from evalkit.delivery.guidance import run_guidance  # noqa: E402
 from evalkit.delivery.windows import run_windows  # noqa: E402
 from evalkit.examples.roster import write_example  # noqa: E402
-from evalkit.io.xlsx import write_xlsx_fast  # noqa: E402
+from evalkit.io.xlsx import write_xlsx  # noqa: E402
 
 CLI = [sys.executable, "-c", "from evalkit.cli import app; app()"]
 
@@ -78,7 +78,7 @@ def main() -> None:
         total = sum(seconds for name, seconds in rows if "library" in name)
         plan, _ = run_windows(run)
         sheets = {"Booking windows": plan.rows, "By PDU": plan.by_pdu}
-        rows.append(("workbook: fast_xlsx", timed(lambda: write_xlsx_fast(folder / "a.xlsx",
+        rows.append(("workbook: fast_xlsx", timed(lambda: write_xlsx(folder / "a.xlsx",
                                                                          sheets))))
         rows.append(("workbook: openpyxl write-only (peer)",
                      timed(lambda: openpyxl_workbook(folder / "b.xlsx", sheets), 1)))

@@ -20,6 +20,13 @@ from evalkit.trial.design import TrialDesign
 
 REGISTER_FILE = "register.sqlite"
 
+# The staff_allocation table's schema, shared by every stage that reads or writes it.
+NOT_IN_TRIAL = "Not in trial"
+STAFF_COLUMNS = ["staff_id", "name", "email", "grade", "pdu_code", "pdu_name", "region", "pod",
+                 "line_manager_id", "office", "group", "course"]
+PERSONAL_COLUMNS = ("name", "email", "pod", "line_manager_id", "office", "start_date")
+PDU_SPECIFIC = ("pod", "office", "line_manager_id")  # cleared when someone transfers
+
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE events (

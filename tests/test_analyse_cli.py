@@ -18,7 +18,7 @@ from evalkit.analysis.mixed import ModelFitError, fit_mixed
 from evalkit.analysis.ols import fit_ols_cr
 from evalkit.analysis.randomisation_inference import randomisation_test
 from evalkit.cli import app
-from evalkit.io.files import write_xlsx
+from evalkit.io.xlsx import write_xlsx
 
 REF_DIR = Path(__file__).resolve().parent / "reference"
 FEW = REF_DIR / "datasets" / "few_clusters.csv"

@@ -6,12 +6,12 @@ import pandas as pd
 import pytest
 
 from evalkit.examples.roster import (
-    GRADES,
     load_reference_pdus,
     make_example_pdus,
     make_example_staff,
     write_example,
 )
+from evalkit.trial.design import GRADES
 
 POD_GRADES = ["PO", "PSO", "PQiP", "CA"]
 

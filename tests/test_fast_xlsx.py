@@ -9,7 +9,7 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evalkit.io.xlsx import column_letter, write_xlsx_fast
+from evalkit.io.xlsx import column_letter, write_xlsx
 
 xml_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\x00"
                                  + "".join(map(chr, range(1, 32))) + "\ufffe\uffff"),
@@ -19,7 +19,7 @@ xml_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_charact
 def test_values_round_trip_and_formulas_stay_text(tmp_path: Path) -> None:
     frame = pd.DataFrame({"text": ["=1+1", "Åsa <b> & co", "", "+44 7"],
                           "number": [1, 2.5, float("nan"), -3], "flag": [True, False, True, False]})
-    path = write_xlsx_fast(tmp_path / "out.xlsx", {"First: sheet?": frame, "Second": frame})
+    path = write_xlsx(tmp_path / "out.xlsx", {"First: sheet?": frame, "Second": frame})
     book = openpyxl.load_workbook(path)
     assert book.sheetnames == ["First  sheet ", "Second"]
     sheet = book["Second"]
@@ -34,7 +34,7 @@ def test_values_round_trip_and_formulas_stay_text(tmp_path: Path) -> None:
 @given(st.lists(xml_text, min_size=1, max_size=20))
 def test_any_text_round_trips(tmp_path_factory, values: list[str]) -> None:
     path = tmp_path_factory.mktemp("xlsx") / "t.xlsx"
-    write_xlsx_fast(path, {"S": pd.DataFrame({"row": range(len(values)), "value": values})})
+    write_xlsx(path, {"S": pd.DataFrame({"row": range(len(values)), "value": values})})
     back = pd.read_excel(path, dtype=str, keep_default_na=False)["value"].tolist()
     assert back == values
 

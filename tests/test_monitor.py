@@ -17,9 +17,8 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from evalkit.cli import app
-from evalkit.delivery.lookup import course_window
 from evalkit.examples.bookings import make_example_bookings
-from evalkit.io.files import write_xlsx
+from evalkit.io.xlsx import write_xlsx
 from evalkit.monitoring.bookings import (
     COMPLETED_IN_WINDOW,
     COMPLETED_LATE,
@@ -51,7 +50,7 @@ def fresh_run(small_pdu_run: Path, tmp_path: Path) -> Path:
 
 
 def window(design, person) -> tuple[dt.date, dt.date]:
-    start, end = course_window(design, person["course"], person["group"])
+    start, end = design.window_iso(person["course"], person["group"])
     return dt.date.fromisoformat(start), dt.date.fromisoformat(end)
 
 

@@ -31,11 +31,16 @@ from evalkit.allocation.joiner_sequence import joiner_tables
 from evalkit.allocation.roster import Roster, load_roster
 from evalkit.errors import SealedError
 from evalkit.io.files import sha256_file
-from evalkit.register import REGISTER_FILE, Register, is_sealed, now_utc
+from evalkit.register import (
+    NOT_IN_TRIAL,
+    PERSONAL_COLUMNS,
+    REGISTER_FILE,
+    STAFF_COLUMNS,
+    Register,
+    is_sealed,
+    now_utc,
+)
 from evalkit.trial.design import TrialDesign, load_design
-
-NOT_IN_TRIAL = "Not in trial"
-PERSONAL_COLUMNS = ("name", "email", "pod", "line_manager_id", "office", "start_date")
 
 
 @dataclass
@@ -75,12 +80,9 @@ def staff_allocation(design: TrialDesign, roster: Roster, allocation: Allocation
     groups = allocation.table.set_index("unit_id")["group"]
     key = staff["staff_id"] if design.trial.unit == "staff" else staff["pdu_code"]
     staff["group"] = key.map(groups).fillna(NOT_IN_TRIAL)
-    courses = {g: (c.name if (c := design.course_for_grade(g)) else "none")
-               for g in staff["grade"].unique()}
+    courses = {g: design.course_name_for_grade(g) for g in staff["grade"].unique()}
     staff["course"] = staff["grade"].map(courses)
-    columns = ["staff_id", "name", "email", "grade", "pdu_code", "pdu_name", "region", "pod",
-               "line_manager_id", "office", "group", "course"]
-    return staff[columns].sort_values("staff_id", kind="stable").reset_index(drop=True)
+    return staff[STAFF_COLUMNS].sort_values("staff_id", kind="stable").reset_index(drop=True)
 
 
 def units_digest(units: pd.DataFrame, columns: list[str]) -> str:

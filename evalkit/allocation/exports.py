@@ -8,7 +8,8 @@ from pathlib import Path
 import pandas as pd
 
 from evalkit.allocation.balance import balance_table
-from evalkit.io.files import write_csv, write_text, write_xlsx
+from evalkit.io.files import write_csv, write_text
+from evalkit.io.xlsx import write_xlsx
 from evalkit.register import Register
 
 XLSX_ROW_LIMIT = 200_000  # beyond this a workbook is slow to write and to open: CSV only

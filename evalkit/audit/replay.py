@@ -12,9 +12,8 @@ import json
 import pandas as pd
 
 from evalkit.allocation.joiner_sequence import SEQUENCE_TABLE, sequence_covering
-from evalkit.register import Register
+from evalkit.register import PDU_SPECIFIC, STAFF_COLUMNS, Register
 from evalkit.trial.design import TrialDesign
-from evalkit.turnover.events import PDU_SPECIFIC, STAFF_COLUMNS
 
 MAX_LISTED = 20
 

@@ -1,17 +1,23 @@
-"""The `evalkit` command line: parse arguments, call the library, print and write files."""
+"""The `evalkit` command line: parse arguments, call the library, print and write files.
+
+Each stage's commands live in the module named after it; this module lists them in the order
+the data flows, so `evalkit --help` reads as the life of a trial.
+"""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
-from evalkit.cli import (
-    allocation,
-    analysis,
-    delivery,
-    monitoring,
-    publish,
-    turnover,
-)
+import evalkit
+from evalkit.cli import allocation, analysis, audit, delivery, examples, monitoring, turnover
+from evalkit.cli.common import handle_errors
+
+DATA_FLOW_ORDER = ("example", "assign", "verify", "lookup", "windows", "guidance", "publish",
+                   "enrol", "transfer", "monitor", "analyse", "demo")
+COMMANDS = {**examples.COMMANDS, **allocation.COMMANDS, **audit.COMMANDS, **delivery.COMMANDS,
+            **turnover.COMMANDS, **monitoring.COMMANDS, **analysis.COMMANDS}
 
 app = typer.Typer(
     name="evalkit",
@@ -21,12 +27,37 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
-allocation.register(app)
-turnover.register(app)
-monitoring.register(app)
-analysis.register(app)
-publish.register(app)
-delivery.register(app)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"evalkit {evalkit.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True,
+        help="Print the evalkit version and exit.")] = False,
+) -> None:
+    """Run a randomised evaluation of a staff learning programme, end to end."""
+
+
+def _ordered_names() -> list[str]:
+    """Commands in data-flow order; any command not listed there follows, alphabetically."""
+    listed = [name for name in DATA_FLOW_ORDER if name in COMMANDS]
+    return listed + sorted(set(COMMANDS) - set(DATA_FLOW_ORDER))
+
+
+def _summary(command: object) -> str:
+    """The first line of a command's docstring: its one-line summary in `evalkit --help`."""
+    return (getattr(command, "__doc__", None) or "").strip().splitlines()[0].strip()
+
+
+for _name in _ordered_names():
+    app.command(_name, short_help=_summary(COMMANDS[_name]))(handle_errors(COMMANDS[_name]))
 
 __all__ = ["app"]

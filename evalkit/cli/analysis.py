@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from evalkit.cli.common import console, handle_errors
+from evalkit.cli.common import console
 from evalkit.errors import InputError
 from evalkit.io.files import write_text
 
@@ -47,7 +47,7 @@ def analyse(
         "--out", help="Folder for results.json/xlsx and report.html (default: run folder).")
                    ] = None,
 ) -> None:
-    """Estimate arm effects: one model on one file, or the full plan on a sealed run.
+    """Estimate effects: one model, or the full plan on a run.
 
     Example: evalkit analyse data.csv --outcome y --arm-col arm --cluster-col pdu
     --strata-col region --covariate x1 --model cr2
@@ -135,6 +135,4 @@ def print_result(result: ModelResult) -> None:
             console.print(f"  {key}: {diagnostics[key]}")
 
 
-def register(app: typer.Typer) -> None:
-    """Add this stage's commands to the app."""
-    app.command()(handle_errors(analyse))
+COMMANDS = {"analyse": analyse}

@@ -1,4 +1,5 @@
-"""Commands for the delivery stage: booking windows and calendars, guidance and risk."""
+"""Commands for the delivery stage: lookup, booking windows and calendars, guidance and
+risk, the staff lookup page."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ import pandas as pd
 import typer
 from rich.table import Table
 
-from evalkit.cli.common import console, handle_errors
+from evalkit.cli.allocation import fmt_cell
+from evalkit.cli.common import console
 from evalkit.delivery.guidance import run_guidance
+from evalkit.delivery.lookup import lookup
+from evalkit.delivery.publish import publish
 from evalkit.delivery.windows import run_windows
 
 RunFolder = Annotated[Path, typer.Argument(help="Output folder holding register.sqlite.")]
@@ -30,7 +34,9 @@ def _print_frame(title: str, frame: pd.DataFrame, columns: list[str], limit: int
 
 
 def windows(directory: RunFolder, templates: TemplatesOption = None) -> None:
-    """Give every staff member their course and booking window; write calendars and check
+    """Give everyone their booking window; write calendars.
+
+    Give every staff member their course and booking window; write calendars and check
     session capacity and how many staff each PDU would have away per week.
 
     Example: evalkit windows outputs/seeds2
@@ -60,7 +66,7 @@ def windows(directory: RunFolder, templates: TemplatesOption = None) -> None:
 
 
 def guidance(directory: RunFolder, templates: TemplatesOption = None) -> None:
-    """Write guidance for each group, a briefing per PDU and the contamination risk report.
+    """Write group guidance, PDU briefings and the contamination report.
 
     Example: evalkit guidance outputs/seeds2 --templates configs/templates
     """
@@ -88,7 +94,50 @@ def _print_files(files: dict[str, Path]) -> None:
         console.print(f"  {path}")
 
 
-def register(app: typer.Typer) -> None:
-    """Add this stage's commands to the app."""
-    app.command()(handle_errors(windows))
-    app.command()(handle_errors(guidance))
+def lookup_command(
+    directory: Annotated[Path, typer.Argument(help="Output folder holding register.sqlite.")],
+    query: Annotated[str, typer.Argument(help="Staff ID, email, PDU code or PDU name.")],
+) -> None:
+    """Find a person or PDU: group, course and booking window.
+
+    Example: evalkit lookup outputs/seeds2 N55YRK
+    """
+    result = lookup(directory, query)
+    rows = result.rows
+    if len(rows) == 1:
+        table = Table(title=result.title, show_header=False)
+        table.add_column("field", style="bold")
+        table.add_column("value")
+        for field, value in rows.iloc[0].items():
+            table.add_row(str(field), fmt_cell(value))
+    else:
+        shared = [c for c in rows.columns if rows[c].nunique() == 1]
+        table = Table(title=result.title + "  " + " · ".join(
+            f"{c}: {rows[c].iloc[0]}" for c in shared if c not in {"pdu_code", "pdu_name"}))
+        varying = [c for c in rows.columns if c not in shared]
+        for column in varying:
+            table.add_column(column)
+        for row in rows[varying].itertuples(index=False):
+            table.add_row(*[fmt_cell(v) for v in row])
+    console.print(table)
+
+
+def publish_command(
+    directory: Annotated[Path, typer.Argument(help="Output folder holding register.sqlite.")],
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Folder for index.html, or an .html file (default: DIR/site).")] = None,
+) -> None:
+    """Write the offline page where staff look up their group.
+
+    One self-contained HTML file: staff find their PDU's (or their own) group and window.
+
+    Example: evalkit publish outputs/seeds2 --out outputs/seeds2/site
+    """
+    result = publish(directory, out)
+    staff = f", {result.staff_entries} staff IDs (hashed)" if result.staff_entries else ""
+    console.print(f"wrote {result.path} ({result.size_bytes / 1024:.0f} KiB; "
+                  f"{result.pdus} PDUs{staff})")
+
+
+COMMANDS = {"lookup": lookup_command, "windows": windows, "guidance": guidance,
+            "publish": publish_command}

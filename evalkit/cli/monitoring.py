@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from evalkit.cli.common import console, handle_errors
+from evalkit.cli.common import console
 from evalkit.errors import InputError
 from evalkit.monitoring.bookings import parse_column_map
 from evalkit.monitoring.report import run_monitor
@@ -34,7 +34,7 @@ def monitor(
     as_of: Annotated[str | None, typer.Option("--as-of", help="Date the export was taken "
                                               "(YYYY-MM-DD); default today.")] = None,
 ) -> None:
-    """Compare bookings and completions with each person's group, course and window.
+    """Check bookings and completions against groups and windows.
 
     Writes DIR/monitoring.csv, monitoring.xlsx and monitoring.html, and stores per-person
     compliance in the register for the complier (CACE) analysis.
@@ -57,6 +57,4 @@ def monitor(
         console.print(f"wrote {path}")
 
 
-def register(app: typer.Typer) -> None:
-    """Add this stage's commands to the app."""
-    app.command("monitor")(handle_errors(monitor))
+COMMANDS = {"monitor": monitor}

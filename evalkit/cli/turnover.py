@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from evalkit.cli.common import console, handle_errors
+from evalkit.cli.common import console
 from evalkit.turnover.events import TurnoverResult, enrol, transfer
 
 RunDirectory = Annotated[Path, typer.Argument(help="Output folder holding register.sqlite.")]
@@ -34,8 +34,10 @@ def enrol_command(
                                         "pod, line_manager_id, office.")],
     reason: ReasonOption = "new starters",
 ) -> None:
-    """Enrol new starters: PDU-level designs give them their PDU's group; staff-level designs
-    give each the next unused slot of their stratum's concealed sequence.
+    """Enrol new starters into the trial.
+
+    PDU-level designs give them their PDU's group; staff-level designs give each the next
+    unused slot of their stratum's concealed sequence.
 
     Example: evalkit enrol outputs/seeds2 --staff new_starters.csv
     """
@@ -49,7 +51,9 @@ def transfer_command(
     to_pdu: Annotated[str, typer.Option("--to-pdu", help="Destination PDU code or name.")],
     reason: ReasonOption = "",
 ) -> None:
-    """Move a person to another PDU; they keep their original group (intention to treat).
+    """Move a person to another PDU; they keep their group.
+
+    Intention to treat: a transfer never changes the group a person was allocated.
 
     Example: evalkit transfer outputs/seeds2 --staff-id S000123 --to-pdu N55YRK --reason move
     """
@@ -57,7 +61,4 @@ def transfer_command(
     _print_result("Transferred (group unchanged; flagged for the contamination report)", result)
 
 
-def register(app: typer.Typer) -> None:
-    """Add this stage's commands to the app."""
-    app.command("enrol")(handle_errors(enrol_command))
-    app.command("transfer")(handle_errors(transfer_command))
+COMMANDS = {"enrol": enrol_command, "transfer": transfer_command}

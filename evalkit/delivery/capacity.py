@@ -17,8 +17,8 @@ import datetime as dt
 
 import pandas as pd
 
-from evalkit.allocation.assign import NOT_IN_TRIAL
 from evalkit.errors import ConfigError, suggestion
+from evalkit.register import NOT_IN_TRIAL
 from evalkit.trial.design import CourseSpec, SessionSpec, TrialDesign
 
 ALL_REGIONS = "All regions"

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from evalkit.allocation.assign import NOT_IN_TRIAL
+from evalkit.register import NOT_IN_TRIAL
 from evalkit.trial.design import TrialDesign
 
 HIGH_SHARE = 0.10

@@ -19,12 +19,11 @@ import jinja2
 import pandas as pd
 from markupsafe import Markup, escape
 
-from evalkit.allocation.assign import NOT_IN_TRIAL
 from evalkit.delivery.contamination import HIGH_SHARE, KINDS, ContaminationReport, assess
 from evalkit.delivery.instructions import group_windows
 from evalkit.errors import ConfigError, InputError
 from evalkit.io.files import read_table, write_csv, write_folder, write_text
-from evalkit.register import Register
+from evalkit.register import NOT_IN_TRIAL, Register
 from evalkit.trial.design import TrialDesign
 
 PACKAGE_TEMPLATES = Path(__file__).parent / "templates" / "guidance"

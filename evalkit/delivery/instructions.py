@@ -8,8 +8,6 @@ from dataclasses import dataclass
 
 from evalkit.trial.design import TrialDesign
 
-NO_COURSE = "none"
-
 
 @dataclass(frozen=True)
 class GroupWindow:

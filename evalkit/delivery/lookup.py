@@ -18,18 +18,9 @@ class LookupResult:
     rows: pd.DataFrame
 
 
-def course_window(design: TrialDesign, course: str, group: str) -> tuple[str, str]:
-    """ISO start and end of a group's booking window for a course ('' when none)."""
-    spec = next((c for c in design.courses if c.name == course), None)
-    if spec is None or group not in spec.windows:
-        return "", ""
-    start, end = spec.windows[group]
-    return start.isoformat(), end.isoformat()
-
-
 def _staff_rows(design: TrialDesign, staff: pd.DataFrame) -> pd.DataFrame:
     rows = staff[["staff_id", "name", "pdu_code", "pdu_name", "region", "group", "course"]].copy()
-    windows = [course_window(design, c, g) for c, g in zip(rows["course"], rows["group"],
+    windows = [design.window_iso(c, g) for c, g in zip(rows["course"], rows["group"],
                                                           strict=True)]
     rows["window_start"] = [w[0] for w in windows]
     rows["window_end"] = [w[1] for w in windows]
@@ -44,7 +35,7 @@ def _pdu_rows(design: TrialDesign, staff: pd.DataFrame, pdu_code: str) -> pd.Dat
         groups = members.loc[members["course"] == course.name, "group"].unique().tolist() \
             or [first["group"]]
         for group in groups:
-            start, end = course_window(design, course.name, group)
+            start, end = design.window_iso(course.name, group)
             audience = int(((members["course"] == course.name) & (members["group"] == group)).sum())
             rows.append({"pdu_code": pdu_code, "pdu_name": first["pdu_name"],
                          "region": first["region"], "group": group, "course": course.name,

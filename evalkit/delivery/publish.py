@@ -20,11 +20,9 @@ import jinja2
 import pandas as pd
 from markupsafe import Markup
 
-from evalkit.allocation.assign import NOT_IN_TRIAL
-from evalkit.delivery.lookup import course_window
 from evalkit.io.files import write_text
-from evalkit.register import Register
-from evalkit.trial.design import TrialDesign
+from evalkit.register import NOT_IN_TRIAL, Register
+from evalkit.trial.design import NO_COURSE, TrialDesign
 
 DEFAULT_SITE = "site"
 PAGE_NAME = "index.html"
@@ -83,7 +81,7 @@ def pdu_groups(design: TrialDesign, allocation: pd.DataFrame, staff: pd.DataFram
 
 
 def _window(design: TrialDesign, course: str, group: str) -> dict[str, str] | None:
-    start, end = course_window(design, course, group)
+    start, end = design.window_iso(course, group)
     if not start:
         return None
     return {"group": group, "start": start, "end": end,
@@ -121,8 +119,8 @@ def staff_index(design: TrialDesign, staff: pd.DataFrame, salt: str) -> dict[str
     hashes: dict[str, int] = {}
     for staff_id, group, course in zip(staff["staff_id"], staff["group"], staff["course"],
                                        strict=True):
-        course_name = "" if course == "none" else course
-        start, end = course_window(design, course_name, group)
+        course_name = "" if course == NO_COURSE else course
+        start, end = design.window_iso(course_name, group)
         outcome = (group, course_name, format_date(start) if start else "",
                    format_date(end) if end else "")
         if outcome not in positions:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from evalkit.allocation.assign import NOT_IN_TRIAL
 from evalkit.delivery.calendars import build_calendars
 from evalkit.delivery.capacity import (
     capacity_table,
@@ -17,11 +16,12 @@ from evalkit.delivery.capacity import (
     weekly_share,
 )
 from evalkit.delivery.guidance import GuidanceTemplates, render_group_guidance
-from evalkit.delivery.instructions import NO_COURSE, no_course_instruction, window_instruction
+from evalkit.delivery.instructions import no_course_instruction, window_instruction
 from evalkit.errors import ConfigError
-from evalkit.io.files import write_csv, write_folder, write_xlsx
-from evalkit.register import Register
-from evalkit.trial.design import TrialDesign
+from evalkit.io.files import write_csv, write_folder
+from evalkit.io.xlsx import write_xlsx
+from evalkit.register import NOT_IN_TRIAL, Register
+from evalkit.trial.design import NO_COURSE, TrialDesign
 
 ROW_COLUMNS = ["staff_id", "name", "email", "pdu_code", "pdu_name", "region", "group", "course",
                "window_start", "window_end", "instruction"]
@@ -64,10 +64,9 @@ def check_windows_cover_staff(design: TrialDesign, staff: pd.DataFrame) -> None:
 
 def booking_rows(design: TrialDesign, staff: pd.DataFrame) -> pd.DataFrame:
     """One row per staff member: course, window and the instruction they will read."""
-    windows = {(c.name, g): w for c in design.courses for g, w in c.windows.items()}
     records = []
     for person in staff.itertuples(index=False):
-        window = windows.get((person.course, person.group))
+        window = design.window(person.course, person.group)
         in_trial = person.group != NOT_IN_TRIAL
         if window is None or person.course == NO_COURSE or not in_trial:
             start = end = ""

@@ -13,10 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evalkit.allocation.assign import NOT_IN_TRIAL
 from evalkit.io.files import write_csv
-from evalkit.register import Register
-from evalkit.trial.design import TrialDesign
+from evalkit.register import NOT_IN_TRIAL, Register
+from evalkit.trial.design import NO_COURSE, TrialDesign
 
 SHARE_BOOKING = 0.88           # of Early Adopter / Treatment staff
 SHARE_COMPLETING = 0.85        # of those booking: complete in window
@@ -104,7 +103,7 @@ def make_example_bookings(design: TrialDesign, staff: pd.DataFrame, seed: int = 
                           ) -> pd.DataFrame:
     """The synthetic export (staff_id, course, status, date) for a run's staff table."""
     rng = np.random.Generator(np.random.PCG64(seed))
-    people = staff[(staff["group"] != NOT_IN_TRIAL) & (staff["course"] != "none")]
+    people = staff[(staff["group"] != NOT_IN_TRIAL) & (staff["course"] != NO_COURSE)]
     people = _windows(design, people.sort_values("staff_id", kind="stable"))
     control = people["group"] == design.control_arm
     parts = _treated_rows(rng, people[~control]) + _control_rows(rng, people[control])

@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-GRADES = ("PO", "PSO", "PQiP", "CA", "SPO", "Head of PDU", "Band 6+")
 EMAIL_DOMAIN = "justice.gov.uk"
 
 # Random streams: one per purpose, so adding draws to one never shifts another.

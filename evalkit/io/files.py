@@ -121,14 +121,6 @@ def write_csv(target: Path, frame: pd.DataFrame) -> Path:
     return Path(target)
 
 
-def write_xlsx(target: Path, sheets: Mapping[str, pd.DataFrame]) -> Path:
-    """Write several frames as sheets of one workbook, atomically: text stays text (never a
-    formula), the header is bold and frozen, columns are sized to content."""
-    from evalkit.io.xlsx import write_xlsx_fast
-
-    return write_xlsx_fast(target, sheets)
-
-
 def write_folder(target: Path, contents: Mapping[str, bytes | str]) -> Path:
     """Replace a folder of generated files as a whole: written beside it, then swapped in."""
     target = Path(target)

@@ -100,7 +100,7 @@ def _sheet_name(name: str, taken: set[str]) -> str:
     return candidate
 
 
-def write_xlsx_fast(target: Path, sheets: Mapping[str, pd.DataFrame]) -> Path:
+def write_xlsx(target: Path, sheets: Mapping[str, pd.DataFrame]) -> Path:
     """Write frames as sheets of one workbook, atomically."""
     taken: set[str] = set()
     names = [_sheet_name(name, taken) for name in sheets]

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evalkit.allocation.assign import NOT_IN_TRIAL
 from evalkit.errors import InputError, suggestion
 from evalkit.io.files import read_table
-from evalkit.trial.design import TrialDesign
+from evalkit.register import NOT_IN_TRIAL
+from evalkit.trial.design import NO_COURSE, TrialDesign
 
 BOOKING_COLUMNS = ("staff_id", "course", "status", "date")
 STATUSES = ("booked", "attended", "completed", "cancelled")
@@ -188,7 +188,7 @@ def monitor_bookings(design: TrialDesign, staff: pd.DataFrame, bookings: pd.Data
     matched["right_course"] = (_normalise_course(matched["course"]).to_numpy()
                                == _normalise_course(expected).to_numpy())
     monitored = _with_windows(design, staff[(staff["group"] != NOT_IN_TRIAL)
-                                            & (staff["course"] != "none")])
+                                            & (staff["course"] != NO_COURSE)])
     people = monitored.merge(_per_person(matched, monitored), left_on="staff_id",
                              right_index=True, how="left")
     people["completed_in_window"] = people["completed_in_window"].eq(True)

@@ -11,7 +11,8 @@ import jinja2
 import pandas as pd
 from markupsafe import Markup
 
-from evalkit.io.files import write_csv, write_text, write_xlsx
+from evalkit.io.files import write_csv, write_text
+from evalkit.io.xlsx import write_xlsx
 from evalkit.monitoring.bookings import (
     COMPLIANCE_TABLE,
     Monitoring,

@@ -20,6 +20,7 @@ from evalkit.trial.analysis_plan import AnalysisSection
 from evalkit.trial.validators import require_exactly_one, require_unique_names
 
 GRADES = ("PO", "PSO", "PQiP", "CA", "SPO", "Head of PDU", "Band 6+")
+NO_COURSE = "none"  # the course column of staff no course is for (e.g. Case Administrators)
 
 
 class Strict(BaseModel):
@@ -167,6 +168,23 @@ class TrialDesign(Strict):
     def course_for_grade(self, grade: str) -> CourseSpec | None:
         """The course whose audience includes `grade`, or None (e.g. Case Administrators)."""
         return next((c for c in self.courses if grade in c.grades), None)
+
+    def course_name_for_grade(self, grade: str) -> str:
+        """The name of the course for `grade`, or NO_COURSE."""
+        course = self.course_for_grade(grade)
+        return course.name if course is not None else NO_COURSE
+
+    def window(self, course: str, group: str) -> tuple[dt.date, dt.date] | None:
+        """The booking window (first day, last day) of `group` for `course`, or None."""
+        spec = next((c for c in self.courses if c.name == course), None)
+        if spec is None or group not in spec.windows:
+            return None
+        return spec.windows[group]
+
+    def window_iso(self, course: str, group: str) -> tuple[str, str]:
+        """The booking window as ISO dates, ('', '') when the group has none for the course."""
+        window = self.window(course, group)
+        return ("", "") if window is None else (window[0].isoformat(), window[1].isoformat())
 
     def digest(self) -> str:
         """SHA-256 of the parts that decide the allocation (trial, arms, randomisation).

@@ -19,19 +19,14 @@ import pandas as pd
 
 from evalkit.allocation import roster
 from evalkit.allocation.allocate import stratum_keys
-from evalkit.allocation.assign import NOT_IN_TRIAL
 from evalkit.allocation.exports import export_allocation
 from evalkit.allocation.joiner_sequence import SEQUENCE_TABLE, extended_sequence
 from evalkit.allocation.roster import validate_staff
-from evalkit.delivery.lookup import course_window
 from evalkit.errors import InputError, suggestion
 from evalkit.io.files import read_table
-from evalkit.register import Register, now_utc
+from evalkit.register import NOT_IN_TRIAL, PDU_SPECIFIC, STAFF_COLUMNS, Register, now_utc
 
 JOINERS_TABLE = "joiners"
-STAFF_COLUMNS = ["staff_id", "name", "email", "grade", "pdu_code", "pdu_name", "region", "pod",
-                 "line_manager_id", "office", "group", "course"]
-PDU_SPECIFIC = ("pod", "office", "line_manager_id")  # cleared on transfer
 
 
 @dataclass
@@ -87,8 +82,7 @@ def _new_staff_rows(register: Register, frame: pd.DataFrame, pdus: pd.DataFrame)
     """staff_allocation rows for new starters; group filled in later for staff-level designs."""
     design = register.design
     rows = frame.merge(pdus[["pdu_code", "pdu_name", "region"]], on="pdu_code", how="left")
-    courses = {g: (c.name if (c := design.course_for_grade(g)) else "none")
-               for g in rows["grade"].unique()}
+    courses = {g: design.course_name_for_grade(g) for g in rows["grade"].unique()}
     rows["course"] = rows["grade"].map(courses)
     if design.trial.unit == "pdu":
         groups = register.table("allocation").set_index("unit_id")["group"]
@@ -209,7 +203,7 @@ def _sorted(staff: pd.DataFrame) -> pd.DataFrame:
 
 def _with_windows(design, rows: pd.DataFrame) -> pd.DataFrame:
     out = rows[["staff_id", "name", "grade", "pdu_code", "group", "course"]].copy()
-    windows = [course_window(design, c, g) for c, g in zip(out["course"], out["group"],
+    windows = [design.window_iso(c, g) for c, g in zip(out["course"], out["group"],
                                                           strict=True)]
     out["window_start"] = [w[0] for w in windows]
     out["window_end"] = [w[1] for w in windows]

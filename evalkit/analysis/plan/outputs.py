@@ -11,7 +11,8 @@ import pandas as pd
 from evalkit.analysis.plan.compute import PlanResult
 from evalkit.analysis.plan.report import render_report
 from evalkit.analysis.run import jsonable
-from evalkit.io.files import sha256_file, write_text, write_xlsx
+from evalkit.io.files import sha256_file, write_text
+from evalkit.io.xlsx import write_xlsx
 from evalkit.register import now_utc
 
 
