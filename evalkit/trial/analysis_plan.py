@@ -61,6 +61,19 @@ class OutcomeSpec(_Strict):
         return {"continuous": "gaussian", "binary": "binomial", "count": "poisson"}[self.type]
 
 
+class PowerAssumptions(_Strict):
+    """`[analysis.power]`: what the MDES at protocol and at randomisation assume."""
+
+    icc: float = Field(ge=0, lt=1)
+    r2_cluster: float = Field(default=0.0, ge=0, lt=1)
+    r2_individual: float = Field(default=0.0, ge=0, lt=1)
+    covariates: int = Field(default=0, ge=0)
+    power: float = Field(default=0.80, gt=0, lt=1)
+    attrition: float = Field(default=0.0, ge=0, lt=1)
+    size_method: Literal["eldridge", "van_breukelen"] = "eldridge"
+    adjustment: Literal["none", "bonferroni", "holm"] = "none"
+
+
 class AnalysisSection(_Strict):
     """`[analysis]`: significance level, inference settings, models and outcomes."""
 
@@ -70,6 +83,7 @@ class AnalysisSection(_Strict):
     gee_small_sample: Literal["none", "mancl-derouen"] = "mancl-derouen"
     models: ModelsByType = Field(default_factory=ModelsByType)
     outcomes: list[OutcomeSpec] = Field(default_factory=list)
+    power: PowerAssumptions | None = None  # optional; `assign` then records the MDES drawn
 
     @model_validator(mode="after")
     def _one_primary(self) -> AnalysisSection:
