@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from evalkit.errors import EvalkitError
 
@@ -32,6 +33,21 @@ def handle_errors(command: F) -> F:
             raise typer.Exit(error.exit_code) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def frame_table(frame: Any, title: str = "", columns: list[str] | None = None,
+                limit: int | None = None, cell: Callable[[Any], str] = str) -> Table:
+    """A pandas DataFrame as a rich table: the one way every command prints a frame."""
+    columns = list(frame.columns) if columns is None else columns
+    table = Table(title=title or None)
+    for column in columns:
+        table.add_column(str(column))
+    shown = frame[columns] if limit is None else frame[columns].head(limit)
+    for row in shown.itertuples(index=False):
+        table.add_row(*[cell(value) for value in row])
+    if limit is not None and len(frame) > limit:
+        table.caption = f"... and {len(frame) - limit} more"
+    return table
 
 
 @contextmanager

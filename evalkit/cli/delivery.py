@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from evalkit.cli.allocation import fmt_cell
-from evalkit.cli.common import console
+from evalkit.cli.common import console, frame_table
 from evalkit.delivery.guidance import run_guidance
 from evalkit.delivery.lookup import lookup
 from evalkit.delivery.publish import publish
@@ -23,14 +23,8 @@ TemplatesOption = Annotated[Path | None, typer.Option(
 
 
 def _print_frame(title: str, frame: pd.DataFrame, columns: list[str], limit: int = 20) -> None:
-    table = Table(title=title)
-    for column in columns:
-        table.add_column(column)
-    for row in frame[columns].head(limit).itertuples(index=False):
-        table.add_row(*[f"{v:.0%}" if isinstance(v, float) else str(v) for v in row])
-    console.print(table)
-    if len(frame) > limit:
-        console.print(f"  ... and {len(frame) - limit} more")
+    console.print(frame_table(frame, title, columns, limit,
+                              cell=lambda v: f"{v:.0%}" if isinstance(v, float) else str(v)))
 
 
 def windows(directory: RunFolder, templates: TemplatesOption = None) -> None:

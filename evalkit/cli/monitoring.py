@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from evalkit.cli.common import console
+from evalkit.cli.common import console, frame_table
 from evalkit.errors import InputError
 from evalkit.monitoring.bookings import parse_column_map
 from evalkit.monitoring.report import run_monitor
@@ -43,12 +42,8 @@ def monitor(
     """
     result = run_monitor(directory, bookings, parse_column_map(map_column or []), _as_of(as_of))
     monitoring = result.monitoring
-    table = Table(title=f"Monitoring as of {monitoring.as_of} ({monitoring.rows_read} rows)")
-    for column in monitoring.summary.columns:
-        table.add_column(str(column))
-    for row in monitoring.summary.itertuples(index=False):
-        table.add_row(*[str(v) for v in row])
-    console.print(table)
+    console.print(frame_table(monitoring.summary,
+                              f"Monitoring as of {monitoring.as_of} ({monitoring.rows_read} rows)"))
     console.print(f"late: {len(monitoring.late)}; not booked: {len(monitoring.not_booked)}; "
                   f"Control early: {len(monitoring.control_early)}; wrong course: "
                   f"{len(monitoring.wrong_course)}; rows matching no staff: "

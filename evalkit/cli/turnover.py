@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from evalkit.cli.common import console
+from evalkit.cli.common import console, frame_table
 from evalkit.turnover.events import TurnoverResult, enrol, transfer
 
 RunDirectory = Annotated[Path, typer.Argument(help="Output folder holding register.sqlite.")]
@@ -16,12 +15,7 @@ ReasonOption = Annotated[str, typer.Option("--reason", help="Why: recorded in th
 
 
 def _print_result(title: str, result: TurnoverResult) -> None:
-    table = Table(title=title)
-    for column in result.rows.columns:
-        table.add_column(column)
-    for row in result.rows.itertuples(index=False):
-        table.add_row(*[str(v) for v in row])
-    console.print(table)
+    console.print(frame_table(result.rows, title))
     console.print("Regenerated:")
     for path in result.files.values():
         console.print(f"  {path}")
