@@ -8,9 +8,7 @@ by the seed and the PDU code, so a PDU's plan does not depend on which other PDU
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 import zlib
 from dataclasses import dataclass
 from importlib import resources
@@ -18,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from evalkit.io.files import write_csv
 
 EMAIL_DOMAIN = "justice.gov.uk"
 
@@ -463,18 +463,6 @@ def _people_from_rows(rows: pd.DataFrame, seed: int) -> pd.DataFrame:
     )
 
 
-def _write_csv_atomically(frame: pd.DataFrame, path: Path) -> None:
-    """Write a CSV to a temporary file beside the target, then rename it into place."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            frame.to_csv(stream, index=False)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def write_example(directory: Path, seed: int = 2022) -> dict[str, Path]:
     """Write pdus.csv and staff.csv for the example into a directory; return their paths."""
     directory = Path(directory)
@@ -482,6 +470,6 @@ def write_example(directory: Path, seed: int = 2022) -> dict[str, Path]:
     pdus = make_example_pdus(seed)
     staff = make_example_staff(pdus, seed)
     paths = {"pdus": directory / "pdus.csv", "staff": directory / "staff.csv"}
-    _write_csv_atomically(pdus, paths["pdus"])
-    _write_csv_atomically(staff, paths["staff"])
+    write_csv(paths["pdus"], pdus)
+    write_csv(paths["staff"], staff)
     return paths
