@@ -12,12 +12,14 @@ import typer
 
 import evalkit
 from evalkit.cli import allocation, analysis, audit, delivery, examples, monitoring, turnover
+from evalkit.cli import power as power_commands
 from evalkit.cli.common import handle_errors
 
 DATA_FLOW_ORDER = ("example", "assign", "verify", "lookup", "windows", "guidance", "publish",
                    "enrol", "transfer", "monitor", "analyse", "demo")
 COMMANDS = {**examples.COMMANDS, **allocation.COMMANDS, **audit.COMMANDS, **delivery.COMMANDS,
             **turnover.COMMANDS, **monitoring.COMMANDS, **analysis.COMMANDS}
+COMMANDS.update(power_commands.COMMANDS)  # design-stage power (before analysis)
 
 app = typer.Typer(
     name="evalkit",

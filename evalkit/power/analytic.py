@@ -43,6 +43,7 @@ Adjustment = Literal["none", "bonferroni", "holm"]
 MODEL_NAMES = {"cra2": "CRA2_2: clusters randomised, no blocks",
                "bcra3f2": "BCRA3_2f: clusters randomised within fixed blocks",
                "bira2f1": "BIRA2_1f: staff randomised within fixed blocks"}
+SHORT_NAMES = {"cra2": "CRA2_2", "bcra3f2": "BCRA3_2f", "bira2f1": "BIRA2_1f"}
 MAX_CLUSTERS_SEARCHED = 100_000
 
 
@@ -90,7 +91,7 @@ def _check_range(name: str, value: float, low: float, high: float, shown: str,
     below = value <= low if low_open else value < low
     above = value >= high if high_open else value > high
     if not math.isfinite(value) or below or above:
-        raise InputError(f"{name} must be in {shown} (got {value})", column=name)
+        raise InputError(f"{name} must be in {shown} (got {value})")
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,10 @@ def power_at(effect: float, standard_error: float, df: float, alpha: float) -> f
     """Two-sided power of a t test at `effect` (noncentral t, as PowerUpR)."""
     critical = float(stats.t.ppf(1 - alpha / 2, df))
     ncp = effect / standard_error
-    return float(stats.nct.sf(critical, df, ncp) + stats.nct.cdf(-critical, df, ncp))
+    power = float(stats.nct.sf(critical, df, ncp) + stats.nct.cdf(-critical, df, ncp))
+    if not math.isfinite(power):  # scipy's noncentral t fails at very large df: t is normal
+        power = float(stats.norm.sf(critical - ncp) + stats.norm.cdf(-critical - ncp))
+    return power
 
 
 def cluster_mean_variance(a: Assumptions, cluster_size: float) -> float:
@@ -217,15 +221,28 @@ def mdes(model: Model, arms: Arms, a: Assumptions) -> float:
     return analyse(model, arms, a).mdes
 
 
+def numbers_arms(model: Model, clusters: float, cluster_size: float, blocks: int = 1,
+                 treated_share: float = 0.5) -> Arms:
+    """Arms from PowerUp!-style numbers: J clusters (per block) of n staff, K blocks, share P.
+
+    For BIRA2_1f the J clusters of each block are themselves the blocks staff are randomised in.
+    """
+    if model == "bira2f1":
+        return Arms.balanced(cluster_size, 1.0, int(round(clusters * blocks)), treated_share)
+    if model == "cra2":
+        return Arms.balanced(clusters * blocks, cluster_size, 1, treated_share)
+    return Arms.balanced(clusters, cluster_size, blocks, treated_share)
+
+
 def clusters_needed(model: Model, effect: float, a: Assumptions, cluster_size: float,
                     blocks: int = 1, treated_share: float = 0.5) -> PowerResult:
     """Smallest number of clusters (per block in blocked models) reaching the assumed power."""
     if not effect > 0:
         raise InputError(f"effect must be > 0 to solve for clusters (got {effect})",
                          column="effect")
-    clusters = max(2, math.ceil(2 / min(treated_share, 1 - treated_share)))
+    clusters = 2
     while clusters <= MAX_CLUSTERS_SEARCHED:
-        arms = Arms.balanced(clusters, cluster_size, blocks, treated_share)
+        arms = numbers_arms(model, clusters, cluster_size, blocks, treated_share)
         try:
             result = analyse(model, arms, a, effect)
         except InputError:
@@ -233,7 +250,7 @@ def clusters_needed(model: Model, effect: float, a: Assumptions, cluster_size: f
             continue
         if result.power is not None and result.power >= a.power:
             return replace(result, clusters_needed=clusters)
-        clusters += 1
+        clusters += 1 if clusters < 1000 else max(1, clusters // 100)
     raise InputError(f"no number of clusters up to {MAX_CLUSTERS_SEARCHED:,} reaches power "
                      f"{a.power} at effect {effect}; with this ICC more staff per cluster will "
                      "not help much: lower the target or raise the effect")
