@@ -26,6 +26,7 @@ import statsmodels.api as sm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from evalkit.analysis.data import AnalysisColumns  # noqa: E402
 from evalkit.analysis.gee import fit_gee  # noqa: E402
 from evalkit.analysis.mixed import fit_mixed  # noqa: E402
 from evalkit.analysis.randomisation_inference import (  # noqa: E402
@@ -49,23 +50,23 @@ def cases(df: pd.DataFrame) -> list[Case]:
               permutations=PERMUTATIONS, fixed_clusters=fixed, exact_threshold=0)
     return [
         ("RI 10,000 perms, coefficient, p only",
-         lambda: randomisation_test(df, "y", "arm", "pdu", ci=False, **ri)),
+         lambda: randomisation_test(df, AnalysisColumns("y", "arm", "pdu"), ci=False, **ri)),
         ("RI 10,000 perms, coefficient, p + CI",
-         lambda: randomisation_test(df, "y", "arm", "pdu", **ri)),
+         lambda: randomisation_test(df, AnalysisColumns("y", "arm", "pdu"), **ri)),
         ("RI 10,000 perms, studentised, p + CI",
-         lambda: randomisation_test(df, "y", "arm", "pdu", studentise=True, **ri)),
+         lambda: randomisation_test(df, AnalysisColumns("y", "arm", "pdu"), studentise=True, **ri)),
         (f"OLS refit per perm ({REFITS} refits, x{PERMUTATIONS // REFITS})",
          lambda: _refit_loop(df)),
         (f"lstsq refit per perm ({REFITS} refits, x{PERMUTATIONS // REFITS})",
          lambda: _refit_loop(df, fit=_lstsq_coefficient)),
         ("pyfixest ritest 10,000 perms", _pyfixest_ritest(df)),
         ("GEE binomial (exchangeable, robust)",
-         lambda: fit_gee(df, "y_bin", "arm", "pdu", "region", ["x1"])),
+         lambda: fit_gee(df, AnalysisColumns("y_bin", "arm", "pdu", "region", ["x1"]))),
         ("GEE binomial, Mancl-DeRouen",
-         lambda: fit_gee(df, "y_bin", "arm", "pdu", "region", ["x1"],
+         lambda: fit_gee(df, AnalysisColumns("y_bin", "arm", "pdu", "region", ["x1"]),
                          small_sample="mancl-derouen")),
         ("mixed, Satterthwaite df (target < 5 s)",
-         lambda: fit_mixed(df, "y", "arm", "pdu", "region", COVARIATES)),
+         lambda: fit_mixed(df, AnalysisColumns("y", "arm", "pdu", "region", COVARIATES))),
         ("analyse --register, example (target < 30 s)", _full_plan_case()),
     ]
 
@@ -73,7 +74,7 @@ def cases(df: pd.DataFrame) -> list[Case]:
 def _full_plan_case() -> Callable[[], object]:
     """Set up the shipped example (allocation + synthetic outcomes, not timed); time the plan."""
     from evalkit.allocation.assign import run_assign
-    from evalkit.analysis.plan.compute import run_plan
+    from evalkit.analysis.plan.run import run_plan
     from evalkit.examples.outcomes import write_example_outcomes
     from evalkit.examples.roster import write_example
 

@@ -42,7 +42,7 @@ def fresh_run(national_run: AssignResult, tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def analysed_run(tmp_path_factory: pytest.TempPathFactory, national_run: AssignResult):
     """A copy of the national run with synthetic outcomes and the full plan run on it once."""
-    from evalkit.analysis.plan.compute import run_plan
+    from evalkit.analysis.plan.run import run_plan
     from evalkit.examples.outcomes import write_example_outcomes
 
     root = tmp_path_factory.mktemp("analysed")

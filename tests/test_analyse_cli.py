@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from evalkit.analysis.data import AnalysisColumns
 from evalkit.analysis.dim import difference_in_means
 from evalkit.analysis.gee import fit_gee
 from evalkit.analysis.mixed import ModelFitError, fit_mixed
@@ -20,6 +21,7 @@ from evalkit.analysis.randomisation_inference import randomisation_test
 from evalkit.cli import app
 from evalkit.io.xlsx import write_xlsx
 
+COLS = AnalysisColumns("y", "arm", "pdu", "region", ("x1",))
 REF_DIR = Path(__file__).resolve().parent / "reference"
 FEW = REF_DIR / "datasets" / "few_clusters.csv"
 REFERENCE = json.loads((REF_DIR / "reference.json").read_text())
@@ -43,16 +45,16 @@ def run_json(tmp_path: Path, data: Path, *args: str) -> dict:
 
 
 def library_result(model: str, frame: pd.DataFrame):
-    common = dict(outcome="y", arm_col="arm", cluster_col="pdu", strata_col="region")
+    cols = AnalysisColumns("y", "arm", "pdu", "region", ("x1",))
     if model == "mixed":
-        return fit_mixed(frame, covariates=["x1"], **common)
+        return fit_mixed(frame, cols)
     if model in ("cr2", "cr1"):
-        return fit_ols_cr(frame, covariates=["x1"], vcov=model.upper(), **common)
+        return fit_ols_cr(frame, cols, vcov=model.upper())
     if model == "dim":
-        return difference_in_means(frame, **common)
+        return difference_in_means(frame, cols.with_changes(covariates=()))
     if model == "ri":
-        return randomisation_test(frame, covariates=["x1"], permutations=500, seed=3, **common)
-    return fit_gee(frame, "y_bin", "arm", "pdu", "region", ["x1"], family="binomial",
+        return randomisation_test(frame, cols, permutations=500, seed=3)
+    return fit_gee(frame, cols.with_changes(outcome="y_bin"), family="binomial",
                    small_sample="mancl-derouen")
 
 
@@ -108,7 +110,7 @@ def test_spaces_in_names_and_commas_in_strata(tmp_path):
     document = run_json(tmp_path, path, "--outcome", "supervision score", "--cluster-col",
                         "PDU code", "--strata-col", "probation region", "--covariate", "x1",
                         "--model", "cr2")
-    expected = fit_ols_cr(frame, "y", "arm", "pdu", "region", ["x1"])
+    expected = fit_ols_cr(frame, COLS)
     assert_same_contrasts(document, expected)
 
 
@@ -116,7 +118,7 @@ def test_xlsx_input_gives_the_same_answer(tmp_path):
     frame = pd.read_csv(FEW)
     path = write_xlsx(tmp_path / "few.xlsx", {"data": frame})
     document = run_json(tmp_path, path, *BASE, "--model", "cr2")
-    assert_same_contrasts(document, fit_ols_cr(frame, "y", "arm", "pdu", "region", ["x1"]))
+    assert_same_contrasts(document, fit_ols_cr(frame, COLS))
 
 
 def test_missing_outcomes_are_dropped_and_counted(tmp_path):
@@ -125,7 +127,7 @@ def test_missing_outcomes_are_dropped_and_counted(tmp_path):
     document = run_json(tmp_path, path, *BASE, "--model", "cr2")
     assert document["diagnostics"]["rows_missing_outcome"] == int(frame["y"].isna().sum())
     assert document["diagnostics"]["rows_read"] == len(frame)
-    assert_same_contrasts(document, fit_ols_cr(frame, "y", "arm", "pdu", "region", ["x1"]))
+    assert_same_contrasts(document, fit_ols_cr(frame, COLS))
 
 
 def test_non_randomised_arm_is_labelled_and_left_out_of_ri(tmp_path):

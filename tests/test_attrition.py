@@ -14,6 +14,7 @@ from evalkit.analysis.attrition import (
     consort_flow,
     max_differential_attrition,
 )
+from evalkit.analysis.data import AnalysisColumns
 
 
 def trial(spec):
@@ -60,7 +61,7 @@ def test_verdicts_on_either_side_of_the_boundary():
 
 
 def test_cluster_and_individual_attrition():
-    summary = attrition_summary(trial(SPEC), "y", "arm", "pdu").set_index("level")
+    summary = attrition_summary(trial(SPEC), AnalysisColumns("y", "arm", "pdu")).set_index("level")
     cluster = summary.loc["cluster"]
     assert (cluster["allocated_arm"], cluster["lost_arm"]) == (3, 1)  # T3 has no outcome
     assert (cluster["allocated_control"], cluster["lost_control"]) == (4, 0)
@@ -78,23 +79,25 @@ def test_cluster_and_individual_attrition():
 def test_allocated_clusters_absent_from_data_count_as_lost():
     allocated = {"T1": "Treatment", "T2": "Treatment", "T3": "Treatment", "T4": "Treatment",
                  "C1": "Control", "C2": "Control", "C3": "Control", "C4": "Control"}
-    summary = attrition_summary(trial(SPEC), "y", "arm", "pdu", allocated_clusters=allocated)
+    summary = attrition_summary(trial(SPEC), AnalysisColumns("y", "arm", "pdu"),
+                                allocated_clusters=allocated)
     cluster = summary.set_index("level").loc["cluster"]
     assert (cluster["allocated_arm"], cluster["lost_arm"]) == (4, 2)
-    flow = consort_flow(trial(SPEC), "y", "arm", "pdu", allocated_clusters=allocated)
+    flow = consort_flow(trial(SPEC), AnalysisColumns("y", "arm", "pdu"),
+                        allocated_clusters=allocated)
     assert flow.set_index("arm").loc["Treatment", "clusters_allocated"] == 4
 
 
 def test_no_attrition_is_low_under_both_boundaries():
     complete = trial([("T1", "Treatment", 5, 0, 0), ("C1", "Control", 5, 0, 0)])
-    summary = attrition_summary(complete, "y", "arm", "pdu")
+    summary = attrition_summary(complete, AnalysisColumns("y", "arm", "pdu"))
     assert (summary["overall"] == 0).all() and (summary["differential"] == 0).all()
     assert set(summary["verdict_cautious"]) == set(summary["verdict_optimistic"]) == {"low"}
 
 
 def test_consort_flow_counts_add_up():
     df = trial(SPEC)
-    flow = consort_flow(df, "y", "arm", "pdu", covariates=["x1"]).set_index("arm")
+    flow = consort_flow(df, AnalysisColumns("y", "arm", "pdu", covariates=["x1"])).set_index("arm")
     treatment = flow.loc["Treatment"]
     assert treatment["clusters_allocated"] == 3 and treatment["individuals_allocated"] == 25
     assert treatment["clusters_lost"] == 1 and treatment["individuals_lost"] == 7

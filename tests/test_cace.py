@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from evalkit.analysis.data import AnalysisColumns
 from evalkit.analysis.iv import fit_cace
 from evalkit.analysis.ols import fit_ols_cr
 from tests.reference_data import DATASETS, assert_contrast_matches, reference_numbers
@@ -17,7 +18,8 @@ def reference() -> dict:
 
 
 def cace(frame: pd.DataFrame, **kwargs):
-    return fit_cace(frame, "y", "arm", "pdu", "completed", "region", ["x1"], **kwargs)
+    return fit_cace(frame, AnalysisColumns("y", "arm", "pdu", "region", ("x1",)),
+                    compliance="completed", **kwargs)
 
 
 @pytest.mark.parametrize("name", DATASETS)
@@ -36,7 +38,7 @@ def test_full_compliance_reduces_to_intention_to_treat_regression():
     frame = load("two_arms")
     frame["completed"] = (frame["arm"] == "Treatment").astype(int)
     iv = cace(frame).contrasts[0]
-    itt = fit_ols_cr(frame, "y", "arm", "pdu", "region", ["x1"]).contrasts[0]
+    itt = fit_ols_cr(frame, AnalysisColumns("y", "arm", "pdu", "region", ["x1"])).contrasts[0]
     assert iv.estimate == pytest.approx(itt.estimate, rel=1e-9)
     assert iv.se == pytest.approx(itt.se, rel=1e-9)
     assert iv.df == pytest.approx(itt.df, rel=1e-9)
@@ -44,7 +46,7 @@ def test_full_compliance_reduces_to_intention_to_treat_regression():
 
 def test_cace_is_itt_scaled_by_compliance_difference_without_covariates():
     frame = load("two_arms")
-    iv = fit_cace(frame, "y", "arm", "pdu", "completed").contrasts[0]
+    iv = fit_cace(frame, AnalysisColumns("y", "arm", "pdu"), compliance="completed").contrasts[0]
     by_arm = frame.groupby("arm")[["y", "completed"]].mean()
     wald = ((by_arm.loc["Treatment", "y"] - by_arm.loc["Control", "y"])
             / (by_arm.loc["Treatment", "completed"] - by_arm.loc["Control", "completed"]))
@@ -56,7 +58,8 @@ def test_first_stage_f_is_squared_cr2_t_of_arm_on_compliance():
     result = cace(frame)
     for arm, first_stage in result.diagnostics["first_stage"].items():
         subset = frame[frame["arm"].isin([arm, "Control"])]
-        ols = fit_ols_cr(subset, "completed", "arm", "pdu", "region", ["x1"]).contrasts[0]
+        ols = fit_ols_cr(subset,
+                         AnalysisColumns("completed", "arm", "pdu", "region", ["x1"])).contrasts[0]
         assert first_stage["statistic"] == pytest.approx(ols.statistic**2, rel=1e-9)
         assert first_stage["df_denom"] == subset["pdu"].nunique() - 1
 
@@ -70,7 +73,7 @@ def test_compliance_rates_and_dropped_rows():
         assert per_arm[arm] == pytest.approx(rates[arm])
         assert per_arm["Control"] == pytest.approx(rates["Control"])
         in_pair = frame["arm"].isin([arm, "Control"])
-        assert result.diagnostics["n_dropped"][arm] == int((in_pair & ~complete).sum())
+        assert result.n_dropped[arm] == int((in_pair & ~complete).sum())
     assert result.n_obs == int(complete.sum())
 
 

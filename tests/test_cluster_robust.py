@@ -8,7 +8,7 @@ import pytest
 import statsmodels.api as sm
 
 from evalkit.analysis import cluster_robust as cr
-from evalkit.analysis.data import AnalysisInputError
+from evalkit.analysis.data import AnalysisColumns, AnalysisInputError
 from evalkit.analysis.ols import fit_ols_cr
 from tests.reference_data import DATASETS, reference_numbers
 from tests.reference_data import load_dataset as load
@@ -22,7 +22,7 @@ def reference() -> dict:
 
 
 def fit(frame: pd.DataFrame, **kwargs):
-    return fit_ols_cr(frame, "y", "arm", "pdu", "region", ["x1"], **kwargs)
+    return fit_ols_cr(frame, AnalysisColumns("y", "arm", "pdu", "region", ["x1"]), **kwargs)
 
 
 @pytest.mark.parametrize("name", DATASETS)
@@ -77,7 +77,7 @@ def test_missing_outcome_rows_are_dropped_and_counted():
     result = fit(frame)
     incomplete = frame[["y", "x1"]].isna().any(axis=1)
     assert incomplete.any()
-    assert result.diagnostics["n_dropped"] == int(incomplete.sum())
+    assert result.n_dropped == int(incomplete.sum())
     assert result.n_obs == int((~incomplete).sum())
 
 
@@ -163,8 +163,8 @@ def test_unknown_vcov_type_is_rejected():
 
 def test_collinear_covariate_is_dropped_like_r_and_reported():
     frame = load("few_clusters").assign(x1_twice=lambda d: 2 * d["x1"])
-    base = fit_ols_cr(frame, "y", "arm", "pdu", "region", ["x1"])
-    both = fit_ols_cr(frame, "y", "arm", "pdu", "region", ["x1", "x1_twice"])
+    base = fit_ols_cr(frame, AnalysisColumns("y", "arm", "pdu", "region", ["x1"]))
+    both = fit_ols_cr(frame, AnalysisColumns("y", "arm", "pdu", "region", ["x1", "x1_twice"]))
     assert both.diagnostics["aliased_columns"] == ["x1_twice"]
     assert both.contrasts[0].se == pytest.approx(base.contrasts[0].se, rel=1e-10)
     assert both.contrasts[0].df == pytest.approx(base.contrasts[0].df, rel=1e-10)

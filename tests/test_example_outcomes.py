@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from evalkit.analysis.data import AnalysisColumns
 from evalkit.analysis.effect_sizes import icc_estimate
 from evalkit.analysis.ols import fit_ols_cr
 from evalkit.cli import app
@@ -54,8 +55,8 @@ def test_icc_in_range_and_itt_effect_covered(joined):
     true_itt = COMPLETER_EFFECT["supervision_quality"] * (
         COMPLETION["Treatment"] - COMPLETION["Control"])
     two_arm = joined[joined["group"].isin(["Treatment", "Control"])]
-    fit = fit_ols_cr(two_arm, "supervision_quality", "group", "pdu_code", "region",
-                     ["baseline_score"])
+    fit = fit_ols_cr(two_arm, AnalysisColumns("supervision_quality", "group", "pdu_code",
+                                              "region", ("baseline_score",)))
     contrast = fit.contrasts[0]
     assert contrast.ci_low < true_itt < contrast.ci_high
 

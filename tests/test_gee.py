@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from evalkit.analysis.data import AnalysisInputError
+from evalkit.analysis.data import AnalysisColumns, AnalysisInputError
 from evalkit.analysis.gee import GEEConvergenceError, fit_gee
 from tests.reference_data import DATASETS as ALL_DATASETS
 from tests.reference_data import load_dataset as load
@@ -27,7 +27,7 @@ def reference():
 
 
 def gee(df, outcome, **kwargs):
-    return fit_gee(df, outcome, "arm", "pdu", "region", ["x1"], **kwargs)
+    return fit_gee(df, AnalysisColumns(outcome, "arm", "pdu", "region", ("x1",)), **kwargs)
 
 
 @pytest.mark.parametrize("name", DATASETS)

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from evalkit.analysis import mixed
+from evalkit.analysis.data import AnalysisColumns
 from evalkit.analysis.mixed import ModelFitError, fit_mixed
 from tests.reference_data import load_dataset as load
 from tests.reference_data import reference_numbers
@@ -26,7 +27,8 @@ def fitted() -> dict:
     def get(name: str, **kwargs):
         key = (name, tuple(sorted(kwargs.items())))
         if key not in cache:
-            cache[key] = fit_mixed(load(name), "y", "arm", "pdu", "region", ["x1"], **kwargs)
+            cache[key] = fit_mixed(load(name), AnalysisColumns("y", "arm", "pdu", "region", ["x1"]),
+                                   **kwargs)
         return cache[key]
 
     return get
@@ -70,7 +72,7 @@ def test_kenward_roger_matches_pbkrtest(fitted, name):
 
 def test_unknown_ddf_is_rejected():
     with pytest.raises(ValueError, match="ddf"):
-        fit_mixed(load("few_clusters"), "y", "arm", "pdu", ddf="containment")
+        fit_mixed(load("few_clusters"), AnalysisColumns("y", "arm", "pdu"), ddf="containment")
 
 
 @pytest.mark.parametrize("name", MIXED_DATASETS)
@@ -117,7 +119,7 @@ def test_missing_outcomes_are_dropped_and_counted(fitted):
     incomplete = data[["y", "arm", "pdu", "region", "x1"]].isna().any(axis=1)
     assert incomplete.any()
     result = fitted("missing")
-    assert result.diagnostics["n_dropped"] == int(incomplete.sum())
+    assert result.n_dropped == int(incomplete.sum())
     assert result.n_obs == int((~incomplete).sum())
 
 
@@ -136,7 +138,7 @@ def singular_data(seed: int = 3) -> pd.DataFrame:
 
 def test_singular_fit_is_reported_and_reduces_to_ols():
     data = singular_data()
-    result = fit_mixed(data, "y", "arm", "pdu")
+    result = fit_mixed(data, AnalysisColumns("y", "arm", "pdu"))
     assert result.diagnostics["singular"] is True
     assert any("singular" in w for w in result.diagnostics["warnings"])
     assert result.icc == pytest.approx(0.0, abs=1e-8)
@@ -163,7 +165,7 @@ def test_guard_rejects_fits_with_infinite_loglik(monkeypatch):
     monkeypatch.setattr(mixed, "run_statsmodels",
                         lambda y, X, cluster, method: _broken_run(method, X.shape[1]))
     with pytest.raises(ModelFitError, match="no optimiser gave a sound"):
-        fit_mixed(load("few_clusters"), "y", "arm", "pdu", "region", ["x1"])
+        fit_mixed(load("few_clusters"), AnalysisColumns("y", "arm", "pdu", "region", ["x1"]))
 
 
 def test_guard_skips_one_broken_optimiser(monkeypatch):
@@ -175,7 +177,7 @@ def test_guard_skips_one_broken_optimiser(monkeypatch):
         return real(y, X, cluster, method)
 
     monkeypatch.setattr(mixed, "run_statsmodels", first_one_broken)
-    result = fit_mixed(load("few_clusters"), "y", "arm", "pdu", "region", ["x1"])
+    result = fit_mixed(load("few_clusters"), AnalysisColumns("y", "arm", "pdu", "region", ["x1"]))
     record = result.diagnostics["optimisers"]
     assert result.diagnostics["optimiser"] != mixed.OPTIMISERS[0]
     assert "non-finite REML log-likelihood" in record[mixed.OPTIMISERS[0]]["problems"][0]
@@ -192,7 +194,7 @@ def test_guard_rejects_disagreeing_optimisers(monkeypatch):
 
     monkeypatch.setattr(mixed, "run_statsmodels", disagreeing)
     with pytest.raises(ModelFitError, match="disagree"):
-        fit_mixed(load("few_clusters"), "y", "arm", "pdu")
+        fit_mixed(load("few_clusters"), AnalysisColumns("y", "arm", "pdu"))
 
 
 def test_check_run_flags_negative_variance():

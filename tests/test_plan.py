@@ -13,6 +13,7 @@ from openpyxl import load_workbook
 from typer.testing import CliRunner
 
 from evalkit.allocation.balance import standardised_difference
+from evalkit.analysis.data import AnalysisColumns
 from evalkit.analysis.mixed import fit_mixed
 from evalkit.analysis.multiplicity import holm_adjust
 from evalkit.analysis.plan import compute as plan_module
@@ -45,8 +46,8 @@ def test_writes_json_xlsx_and_html(analysed_run, document):
 def test_primary_mixed_model_equals_a_direct_library_call(analysed_run, document):
     register = Register.open(analysed_run["run"])
     data = load_plan_data(register, analysed_run["outcomes"])
-    expected = fit_mixed(data.staff, "supervision_quality", ARM, CLUSTER, STRATUM,
-                         ["baseline_score"], non_randomised_arms=["Early Adopter"])
+    cols = AnalysisColumns("supervision_quality", ARM, CLUSTER, STRATUM, ("baseline_score",))
+    expected = fit_mixed(data.staff, cols, non_randomised_arms=["Early Adopter"])
     got = next(m for m in document["models"] if m["model"] == "mixed")
     assert got["outcome_role"] == "primary" and got["analysis_role"] == "primary"
     assert got["n_obs"] == expected.n_obs

@@ -17,11 +17,11 @@ there; we do not encode the optimistic rows beyond 57%, so this is conservative 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import pandas as pd
 
-from evalkit.analysis.data import AnalysisInputError, ordered_arms
+from evalkit.analysis.data import AnalysisColumns, AnalysisInputError, ordered_arms
 
 # Max differential attrition (percentage points) by overall attrition 0, 1, ..., 57 (%).
 CAUTIOUS_BOUNDARY = (
@@ -59,10 +59,8 @@ def attrition_verdict(overall: float, differential: float, boundary: str = "caut
 
 def attrition_summary(
     df: pd.DataFrame,
-    outcome: str,
-    arm_col: str,
-    cluster_col: str,
-    control: str = "Control",
+    cols: AnalysisColumns,
+    *,
     allocated_clusters: Mapping[str, str] | pd.Series | None = None,
 ) -> pd.DataFrame:
     """Overall and differential attrition per arm vs control, clusters then individuals.
@@ -70,20 +68,22 @@ def attrition_summary(
     `allocated_clusters` (cluster -> arm) adds allocated clusters absent from `df` (e.g.
     withdrawn before any staff were listed); they count as lost clusters.
     """
-    clusters = _cluster_status(df, outcome, arm_col, cluster_col, allocated_clusters)
+    clusters = _cluster_status(df, cols, allocated_clusters)
     retained = set(clusters.index[~clusters["lost"]])
-    people = df.loc[df[cluster_col].astype(str).isin(retained)]
-    individuals = pd.DataFrame({"arm": people[arm_col].astype(str).to_numpy(),
-                                "lost": people[outcome].isna().to_numpy()})
+    people = df.loc[df[cols.cluster].astype(str).isin(retained)]
+    individuals = pd.DataFrame({"arm": people[cols.arm].astype(str).to_numpy(),
+                                "lost": people[cols.outcome].isna().to_numpy()})
     rows = []
-    for arm in ordered_arms(clusters["arm"], control):
+    for arm in ordered_arms(clusters["arm"], cols.control):
         for level, units in (("cluster", clusters), ("individual", individuals)):
-            rows.append(_compare(level, arm, control, units))
+            rows.append(_compare(level, arm, cols.control, units))
     return pd.DataFrame(rows)
 
 
-def _cluster_status(df, outcome, arm_col, cluster_col, allocated_clusters) -> pd.DataFrame:
+def _cluster_status(df: pd.DataFrame, cols: AnalysisColumns,
+                    allocated_clusters: Mapping[str, str] | pd.Series | None) -> pd.DataFrame:
     """Per cluster: its arm and whether it was lost (no member with the outcome)."""
+    outcome, arm_col, cluster_col = cols.outcome, cols.arm, cols.cluster
     for column in (outcome, arm_col, cluster_col):
         if column not in df.columns:
             raise AnalysisInputError(f"column {column!r} not found")
@@ -133,10 +133,8 @@ def _compare(level: str, arm: str, control: str, units: pd.DataFrame) -> dict:
 
 def consort_flow(
     df: pd.DataFrame,
-    outcome: str,
-    arm_col: str,
-    cluster_col: str,
-    covariates: Sequence[str] = (),
+    cols: AnalysisColumns,
+    *,
     allocated_clusters: Mapping[str, str] | pd.Series | None = None,
 ) -> pd.DataFrame:
     """CONSORT cluster-trial flow per arm: allocated, lost to follow-up, excluded, analysed.
@@ -145,12 +143,13 @@ def consort_flow(
     the outcome but misses a covariate; analysed = complete on outcome and covariates.
     Individuals of allocated clusters absent from `df` are unknown and not counted.
     """
-    clusters = _cluster_status(df, outcome, arm_col, cluster_col, allocated_clusters)
-    has_outcome = df[outcome].notna()
-    complete = has_outcome & df[list(covariates)].notna().all(axis=1) if covariates \
+    clusters = _cluster_status(df, cols, allocated_clusters)
+    has_outcome = df[cols.outcome].notna()
+    covariates = list(cols.covariates)
+    complete = has_outcome & df[covariates].notna().all(axis=1) if covariates \
         else has_outcome
-    analysed_clusters = set(df.loc[complete, cluster_col].astype(str))
-    arms = df[arm_col].astype(str)
+    analysed_clusters = set(df.loc[complete, cols.cluster].astype(str))
+    arms = df[cols.arm].astype(str)
     rows = []
     for arm in sorted(clusters["arm"].unique()):
         in_arm = (arms == arm).to_numpy()

@@ -8,7 +8,7 @@ stratum or covariate are dropped (complete cases) and counted.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -16,6 +16,34 @@ import pandas as pd
 
 class AnalysisInputError(ValueError):
     """The analysis data cannot be used as asked (missing column, no control rows, ...)."""
+
+
+@dataclass(frozen=True)
+class AnalysisColumns:
+    """Which columns hold the outcome, arm, cluster, strata and covariates; the control arm.
+
+    Every estimator takes one of these right after the data frame.
+    """
+
+    outcome: str
+    arm: str = "arm"
+    cluster: str = "pdu"
+    strata: str | None = None
+    covariates: tuple[str, ...] = field(default=())
+    control: str = "Control"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "covariates", tuple(self.covariates))
+
+    @property
+    def needed(self) -> list[str]:
+        """Every column the model reads: outcome, arm, cluster, strata, covariates."""
+        return [self.outcome, self.arm, self.cluster,
+                *([self.strata] if self.strata else []), *self.covariates]
+
+    def with_changes(self, **changes: object) -> AnalysisColumns:
+        """A copy with some fields replaced (e.g. another outcome or extra covariates)."""
+        return replace(self, **changes)
 
 
 @dataclass
@@ -65,20 +93,14 @@ def ordered_arms(values: pd.Series, control: str) -> list[str]:
 
 
 def build_design(
-    df: pd.DataFrame,
-    outcome: str,
-    arm_col: str,
-    cluster_col: str,
-    strata_col: str | None = None,
-    covariates: Sequence[str] = (),
-    control: str = "Control",
-    arms: Sequence[str] | None = None,
+    df: pd.DataFrame, cols: AnalysisColumns, *, arms: Sequence[str] | None = None
 ) -> AnalysisData:
-    """Complete-case arrays for `outcome ~ arm + strata + covariates` clustered by `cluster_col`.
+    """Complete-case arrays for `outcome ~ arm + strata + covariates` clustered by cluster.
 
     `arms` restricts the data to those arms (plus control), e.g. for a two-arm contrast.
     """
-    needed = [outcome, arm_col, cluster_col, *([strata_col] if strata_col else []), *covariates]
+    outcome, arm_col, control = cols.outcome, cols.arm, cols.control
+    needed = cols.needed
     _require_columns(df, needed)
     work = df.loc[:, list(dict.fromkeys(needed))].copy()
     work[arm_col] = work[arm_col].astype("string")
@@ -90,11 +112,16 @@ def build_design(
     work = work[complete].reset_index(drop=True)
     if work.empty:
         raise AnalysisInputError(f"no complete rows for outcome {outcome!r}")
-    for column in [outcome, *covariates]:
+    for column in [outcome, *cols.covariates]:
         work[column] = pd.to_numeric(work[column], errors="raise").astype(float)
+    return _assemble(work, cols, n_dropped)
 
-    arm_names = ordered_arms(work[arm_col], control)
-    arm_values = work[arm_col].astype(str).to_numpy()
+
+def _assemble(work: pd.DataFrame, cols: AnalysisColumns, n_dropped: int) -> AnalysisData:
+    """Design matrix blocks (intercept, arm dummies, strata dummies, covariates) and codes."""
+    control = cols.control
+    arm_names = ordered_arms(work[cols.arm], control)
+    arm_values = work[cols.arm].astype(str).to_numpy()
     blocks = [np.ones((len(work), 1))]
     columns = ["(Intercept)"]
     arm_index: dict[str, int] = {}
@@ -104,18 +131,18 @@ def build_design(
         columns.append(f"arm[{arm}]")
 
     strata_codes = strata_labels = None
-    if strata_col:
-        strata_codes, strata_labels = _codes(work[strata_col])
+    if cols.strata:
+        strata_codes, strata_labels = _codes(work[cols.strata])
         for level in range(1, len(strata_labels)):
             blocks.append((strata_codes == level).astype(float)[:, None])
             columns.append(f"strata[{strata_labels[level]}]")
-    for column in covariates:
+    for column in cols.covariates:
         blocks.append(work[column].to_numpy(float)[:, None])
         columns.append(column)
 
-    cluster_codes, cluster_labels = _codes(work[cluster_col])
+    cluster_codes, cluster_labels = _codes(work[cols.cluster])
     return AnalysisData(
-        frame=work, y=work[outcome].to_numpy(float), X=np.hstack(blocks), columns=columns,
+        frame=work, y=work[cols.outcome].to_numpy(float), X=np.hstack(blocks), columns=columns,
         arms=arm_names, arm_index=arm_index, control=control, cluster=cluster_codes,
         cluster_labels=cluster_labels, strata=strata_codes, strata_labels=strata_labels,
         arm_labels=arm_values, n_dropped=n_dropped,

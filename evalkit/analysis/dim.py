@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from evalkit.analysis import cluster_robust as cr
-from evalkit.analysis.data import AnalysisInputError, ordered_arms
+from evalkit.analysis.data import AnalysisColumns, AnalysisInputError, ordered_arms
 from evalkit.analysis.results import Contrast, ModelResult, make_contrast
 
 
@@ -127,13 +127,11 @@ def _unblocked_estimate(frame: pd.DataFrame, arm: str) -> ArmEstimate:
                        int(frame["cluster"].nunique()), None, warnings)
 
 
-def _complete_rows(
-    df: pd.DataFrame, outcome: str, arm_col: str, cluster_col: str, strata_col: str | None
-) -> tuple[pd.DataFrame, int]:
+def _complete_rows(df: pd.DataFrame, cols: AnalysisColumns) -> tuple[pd.DataFrame, int]:
     """Rows with outcome, arm, cluster (and block) present, renamed to y/arm/cluster/block."""
-    names = {outcome: "y", arm_col: "arm", cluster_col: "cluster"}
-    if strata_col:
-        names[strata_col] = "block"
+    names = {cols.outcome: "y", cols.arm: "arm", cols.cluster: "cluster"}
+    if cols.strata:
+        names[cols.strata] = "block"
     missing = [c for c in names if c not in df.columns]
     if missing:
         raise AnalysisInputError(f"column(s) {missing} not found")
@@ -149,16 +147,20 @@ def _complete_rows(
 
 def difference_in_means(
     df: pd.DataFrame,
-    outcome: str,
-    arm_col: str,
-    cluster_col: str,
-    strata_col: str | None = None,
-    control: str = "Control",
+    cols: AnalysisColumns,
+    *,
     alpha: float = 0.05,
     non_randomised_arms: Sequence[str] = (),
 ) -> ModelResult:
-    """Each arm vs control by estimatr's blocked-and-clustered difference in means."""
-    frame, n_dropped = _complete_rows(df, outcome, arm_col, cluster_col, strata_col)
+    """Each arm vs control by estimatr's blocked-and-clustered difference in means.
+
+    Unadjusted by design: covariates in `cols` are an error, not silently ignored.
+    """
+    if cols.covariates:
+        raise AnalysisInputError("the difference in means takes no covariates (got "
+                                 f"{', '.join(cols.covariates)}); use cr2 or mixed to adjust")
+    control, strata_col = cols.control, cols.strata
+    frame, n_dropped = _complete_rows(df, cols)
     arms = ordered_arms(frame["arm"], control)
     _check_nesting(frame, strata_col is not None)
     contrasts: list[Contrast] = []
@@ -189,8 +191,8 @@ def difference_in_means(
     if not contrasts:
         raise AnalysisInputError("no arm could be compared with control")
     return ModelResult(
-        model="dim", outcome=outcome, n_obs=int(used.sum()),
+        model="dim", outcome=cols.outcome, n_obs=int(used.sum()),
         n_clusters=int(frame.loc[used, "cluster"].nunique()), contrasts=contrasts,
-        diagnostics={"n_dropped": n_dropped, "blocks_without_both_arms": dropped_blocks,
-                     "warnings": warnings},
+        n_dropped=n_dropped,
+        diagnostics={"blocks_without_both_arms": dropped_blocks, "warnings": warnings},
     )

@@ -16,14 +16,19 @@ geepack's `geese.control(epsilon = 1e-10)` fits to about 1e-10 relative.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 from scipy import stats
 
-from evalkit.analysis.data import AnalysisData, AnalysisInputError, build_design
+from evalkit.analysis.data import (
+    AnalysisColumns,
+    AnalysisData,
+    AnalysisInputError,
+    build_design,
+)
 from evalkit.analysis.results import Contrast, ModelResult, make_contrast
 
 FAMILIES = {
@@ -39,12 +44,8 @@ class GEEConvergenceError(RuntimeError):
 
 def fit_gee(
     df: pd.DataFrame,
-    outcome: str,
-    arm_col: str,
-    cluster_col: str,
-    strata_col: str | None = None,
-    covariates: Sequence[str] = (),
-    control: str = "Control",
+    cols: AnalysisColumns,
+    *,
     family: str = "binomial",
     small_sample: str = "none",
     alpha: float = 0.05,
@@ -61,8 +62,8 @@ def fit_gee(
     if small_sample not in SMALL_SAMPLE:
         raise AnalysisInputError(
             f"small_sample must be one of {sorted(SMALL_SAMPLE)}, not {small_sample!r}")
-    data = build_design(df, outcome, arm_col, cluster_col, strata_col, covariates, control)
-    _check_outcome(data.y, family, outcome)
+    data = build_design(df, cols)
+    _check_outcome(data.y, family, cols.outcome)
     fit, model = _fit(data, family, SMALL_SAMPLE[small_sample], ctol, maxiter)
 
     n_params = data.X.shape[1]
@@ -73,16 +74,16 @@ def fit_gee(
             f"parameters ({n_params})")
     non_randomised = set(map(str, non_randomised_arms))
     contrasts = [
-        _contrast(arm, control, fit.params[pos], fit.bse[pos], dof, alpha,
+        _contrast(arm, cols.control, fit.params[pos], fit.bse[pos], dof, alpha,
                   arm not in non_randomised, FAMILIES[family][1])
         for arm, pos in data.arm_index.items()
     ]
     return ModelResult(
-        model="gee", outcome=outcome, n_obs=data.n_obs, n_clusters=data.n_clusters,
-        contrasts=contrasts,
+        model="gee", outcome=cols.outcome, n_obs=data.n_obs, n_clusters=data.n_clusters,
+        contrasts=contrasts, family=family, n_dropped=data.n_dropped,
         joint_test=_joint_wald(fit, list(data.arm_index.values()), dof),
         diagnostics={
-            "family": family, "link": "logit" if family == "binomial" else "log",
+            "link": "logit" if family == "binomial" else "log",
             "working_correlation": "exchangeable",
             "correlation": float(np.asarray(model.cov_struct.dep_params)),
             "scale": _pearson_scale(fit, model),
@@ -91,7 +92,7 @@ def fit_gee(
             "df_method": "G - p" if dof is not None else "normal",
             "converged": bool(fit.converged), "iterations": _iterations(fit),
             "score_norm": float(fit.score_norm),
-            "tolerance": ctol, "n_dropped": data.n_dropped,
+            "tolerance": ctol,
             "coefficients": dict(zip(data.columns, map(float, fit.params), strict=True)),
         },
     )

@@ -16,7 +16,13 @@ import pandas as pd
 from scipy import stats
 
 from evalkit.analysis import cluster_robust as cr
-from evalkit.analysis.data import AnalysisData, AnalysisInputError, build_design, ordered_arms
+from evalkit.analysis.data import (
+    AnalysisColumns,
+    AnalysisData,
+    AnalysisInputError,
+    build_design,
+    ordered_arms,
+)
 from evalkit.analysis.ols import independent_columns
 from evalkit.analysis.results import Contrast, ModelResult, make_contrast
 
@@ -67,37 +73,37 @@ def _compliance_rates(data: AnalysisData, compliance_col: str) -> dict[str, floa
 
 def fit_cace(
     df: pd.DataFrame,
-    outcome: str,
-    arm_col: str,
-    cluster_col: str,
-    compliance_col: str,
-    strata_col: str | None = None,
-    covariates: Sequence[str] = (),
-    control: str = "Control",
+    cols: AnalysisColumns,
+    *,
+    compliance: str,
     alpha: float = 0.05,
     non_randomised_arms: Sequence[str] = (),
 ) -> ModelResult:
-    """CACE of each arm vs control by 2SLS (arm instruments compliance), CR2 errors and df."""
-    if compliance_col in covariates:
+    """CACE of each arm vs control by 2SLS (arm instruments compliance), CR2 errors and df.
+
+    `compliance` names the 0/1 column saying whether each person received the programme.
+    """
+    if compliance in cols.covariates:
         raise AnalysisInputError("the compliance column cannot also be a covariate")
-    arms = ordered_arms(df[arm_col].dropna().astype(str), control)
+    arms = ordered_arms(df[cols.arm].dropna().astype(str), cols.control)
+    with_compliance = cols.with_changes(covariates=(*cols.covariates, compliance))
     contrasts: list[Contrast] = []
-    diagnostics: dict = {"first_stage": {}, "compliance_rates": {}, "n_dropped": {}}
+    diagnostics: dict = {"first_stage": {}, "compliance_rates": {}}
+    n_dropped: dict[str, int] = {}
     rows_used: dict[str, int] = {}
     clusters_used: set[str] = set()
     for arm in arms:
-        data = build_design(df, outcome, arm_col, cluster_col, strata_col,
-                            [*covariates, compliance_col], control, arms=[arm])
-        estimate, se, dof, first_stage = _cace_for_arm(data, arm, compliance_col)
-        contrast = make_contrast(arm, control, estimate, se, dof, alpha,
+        data = build_design(df, with_compliance, arms=[arm])
+        estimate, se, dof, first_stage = _cace_for_arm(data, arm, compliance)
+        contrast = make_contrast(arm, cols.control, estimate, se, dof, alpha,
                                  randomised=arm not in set(non_randomised_arms))
         contrast.extra = {"n_obs_contrast": data.n_obs, "n_clusters_contrast": data.n_clusters}
         contrasts.append(contrast)
         diagnostics["first_stage"][arm] = first_stage
-        diagnostics["compliance_rates"][arm] = _compliance_rates(data, compliance_col)
-        diagnostics["n_dropped"][arm] = data.n_dropped
+        diagnostics["compliance_rates"][arm] = _compliance_rates(data, compliance)
+        n_dropped[arm] = data.n_dropped
         rows_used.update(pd.Series(data.arm_labels).value_counts().to_dict())
         clusters_used |= set(data.cluster_labels.tolist())
-    return ModelResult(model="cace", outcome=outcome, n_obs=int(sum(rows_used.values())),
+    return ModelResult(model="cace", outcome=cols.outcome, n_obs=int(sum(rows_used.values())),
                        n_clusters=len(clusters_used), contrasts=contrasts,
-                       diagnostics=diagnostics)
+                       diagnostics=diagnostics, n_dropped=n_dropped)

@@ -29,7 +29,12 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from evalkit.analysis.data import AnalysisInputError, build_design
+from evalkit.analysis.data import (
+    AnalysisColumns,
+    AnalysisData,
+    AnalysisInputError,
+    build_design,
+)
 from evalkit.analysis.kenward_roger import kenward_roger_df, kenward_roger_parts
 from evalkit.analysis.ols import independent_columns
 from evalkit.analysis.results import ModelResult, make_contrast
@@ -41,6 +46,8 @@ JACOBIAN_STEP = 1e-4           # numDeriv::jacobian default d
 SINGULAR_THETA = 1e-4          # lme4's isSingular() tolerance on theta
 LOGLIK_AGREEMENT = 1e-3        # optimisers must agree on the REML log-likelihood (absolute)
 COEF_AGREEMENT = 1e-3          # ... and on the coefficients (relative to their scale)
+DDF_METHODS = {"satterthwaite": "Satterthwaite (lmerTest)",
+               "kenward-roger": "Kenward-Roger (pbkrtest)"}
 
 
 class ModelFitError(RuntimeError):
@@ -389,12 +396,8 @@ def satterthwaite_f_test(L: np.ndarray, beta: np.ndarray, cov_beta: np.ndarray,
 
 def fit_mixed(
     df: pd.DataFrame,
-    outcome: str,
-    arm_col: str,
-    cluster_col: str,
-    strata_col: str | None = None,
-    covariates: Sequence[str] = (),
-    control: str = "Control",
+    cols: AnalysisColumns,
+    *,
     alpha: float = 0.05,
     non_randomised_arms: Sequence[str] = (),
     ddf: str = "satterthwaite",
@@ -404,44 +407,29 @@ def fit_mixed(
     `ddf="kenward-roger"` uses the Kenward-Roger adjusted Var(beta) and df for the contrasts
     (pbkrtest, as lmerTest's `ddf = "Kenward-Roger"`); the joint test stays Satterthwaite.
     """
-    if ddf not in ("satterthwaite", "kenward-roger"):
+    if ddf not in DDF_METHODS:
         raise AnalysisInputError(f"ddf must be 'satterthwaite' or 'kenward-roger', not {ddf!r}")
-    data = build_design(df, outcome, arm_col, cluster_col, strata_col, covariates, control)
+    data = build_design(df, cols)
     keep = independent_columns(data.X)
     columns = [c for c, k in zip(data.columns, keep, strict=True) if k]
-    positions = {}
-    for arm in data.arms:
-        name = data.columns[data.arm_index[arm]]
-        if name not in columns:
-            raise AnalysisInputError(f"arm {arm!r} is collinear with strata/covariates")
-        positions[arm] = columns.index(name)
-
+    positions = _arm_positions(data, columns)
     fit = fit_random_intercept(data.y, data.X[:, keep], data.cluster)
     parts = satterthwaite_parts(fit)
     beta, cov_beta = fit.pieces.beta, fit.pieces.cov_beta
-    identity = np.eye(len(columns))
-    if ddf == "kenward-roger":
-        kr = kenward_roger_parts(data.X[:, keep], data.cluster, fit.tau2, fit.sigma2)
-        contrast_cov = kr.phi_adjusted
-        dfs = {arm: kenward_roger_df(identity[pos], kr) for arm, pos in positions.items()}
-    else:
-        contrast_cov = cov_beta
-        dfs = {arm: satterthwaite_df(identity[pos], cov_beta, parts)
-               for arm, pos in positions.items()}
+    contrast_cov, dfs = _contrast_inference(data.X[:, keep], data.cluster, fit, parts,
+                                            positions, ddf)
     non_randomised = set(map(str, non_randomised_arms))
     contrasts = [
-        make_contrast(arm, control, beta[pos], math.sqrt(contrast_cov[pos, pos]), dfs[arm],
-                      alpha=alpha, randomised=arm not in non_randomised)
+        make_contrast(arm, cols.control, beta[pos], math.sqrt(contrast_cov[pos, pos]),
+                      dfs[arm], alpha=alpha, randomised=arm not in non_randomised)
         for arm, pos in positions.items()
     ]
+    identity = np.eye(len(columns))
     joint = satterthwaite_f_test(identity[list(positions.values())], beta, cov_beta, parts)
     joint["hypothesis"] = "all arm effects vs control are zero"
-
     diagnostics = fit.diagnostics()
     diagnostics.update(
-        n_dropped=data.n_dropped,
-        df_method=("Kenward-Roger (pbkrtest)" if ddf == "kenward-roger"
-                   else "Satterthwaite (lmerTest)"),
+        df_method=DDF_METHODS[ddf],
         aliased_columns=[c for c, k in zip(data.columns, keep, strict=True) if not k],
         coefficients=dict(zip(columns, map(float, beta), strict=True)),
         hessian_eigenvalues=parts.hessian_eigenvalues,
@@ -449,8 +437,34 @@ def fit_mixed(
     for arm in sorted(non_randomised & set(positions)):
         diagnostics["warnings"].append(
             f"arm {arm!r} was not randomised (purposive allocation): its contrast with "
-            f"{control!r} is observational and may be confounded")
+            f"{cols.control!r} is observational and may be confounded")
     return ModelResult(
-        model="mixed", outcome=outcome, n_obs=data.n_obs, n_clusters=data.n_clusters,
+        model="mixed", outcome=cols.outcome, n_obs=data.n_obs, n_clusters=data.n_clusters,
         contrasts=contrasts, joint_test=joint, diagnostics=diagnostics, icc=fit.icc,
+        n_dropped=data.n_dropped,
     )
+
+
+def _arm_positions(data: AnalysisData, columns: list[str]) -> dict[str, int]:
+    """Column of each arm dummy among the kept columns; an aliased arm is an input error."""
+    positions = {}
+    for arm in data.arms:
+        name = data.columns[data.arm_index[arm]]
+        if name not in columns:
+            raise AnalysisInputError(f"arm {arm!r} is collinear with strata/covariates")
+        positions[arm] = columns.index(name)
+    return positions
+
+
+def _contrast_inference(X: np.ndarray, cluster: np.ndarray, fit: RandomInterceptFit,
+                        parts: SatterthwaiteParts, positions: dict[str, int],
+                        ddf: str) -> tuple[np.ndarray, dict[str, float]]:
+    """Var(beta) used for the contrasts and each arm's df (Satterthwaite or Kenward-Roger)."""
+    identity = np.eye(X.shape[1])
+    if ddf == "kenward-roger":
+        kr = kenward_roger_parts(X, cluster, fit.tau2, fit.sigma2)
+        return kr.phi_adjusted, {arm: kenward_roger_df(identity[pos], kr)
+                                 for arm, pos in positions.items()}
+    cov_beta = fit.pieces.cov_beta
+    return cov_beta, {arm: satterthwaite_df(identity[pos], cov_beta, parts)
+                      for arm, pos in positions.items()}

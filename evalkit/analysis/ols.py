@@ -15,7 +15,12 @@ import numpy as np
 import pandas as pd
 
 from evalkit.analysis import cluster_robust as cr
-from evalkit.analysis.data import AnalysisData, AnalysisInputError, build_design
+from evalkit.analysis.data import (
+    AnalysisColumns,
+    AnalysisData,
+    AnalysisInputError,
+    build_design,
+)
 from evalkit.analysis.results import ModelResult, make_contrast
 
 
@@ -74,12 +79,8 @@ def _arm_positions(data: AnalysisData, fit: LeastSquaresFit) -> dict[str, int]:
 
 def fit_ols_cr(
     df: pd.DataFrame,
-    outcome: str,
-    arm_col: str,
-    cluster_col: str,
-    strata_col: str | None = None,
-    covariates: Sequence[str] = (),
-    control: str = "Control",
+    cols: AnalysisColumns,
+    *,
     vcov: Literal["CR2", "CR1"] = "CR2",
     alpha: float = 0.05,
     non_randomised_arms: Sequence[str] = (),
@@ -87,7 +88,7 @@ def fit_ols_cr(
     """Arm effects vs control from OLS with CR2 (Satterthwaite df, HTZ) or CR1S (G-1 df)."""
     if vcov not in ("CR2", "CR1"):
         raise AnalysisInputError(f"vcov must be 'CR2' or 'CR1', not {vcov!r}")
-    data = build_design(df, outcome, arm_col, cluster_col, strata_col, covariates, control)
+    data = build_design(df, cols)
     if data.n_clusters < 2:
         raise AnalysisInputError("cluster-robust errors need at least two clusters")
     fit = least_squares(data.X, data.y, data.columns)
@@ -108,15 +109,15 @@ def fit_ols_cr(
 
     non_randomised = set(map(str, non_randomised_arms))
     contrasts = [
-        make_contrast(arm, control, fit.beta[pos], float(np.sqrt(covariance[pos, pos])),
+        make_contrast(arm, cols.control, fit.beta[pos], float(np.sqrt(covariance[pos, pos])),
                       dfs[arm], alpha=alpha, randomised=arm not in non_randomised)
         for arm, pos in positions.items()
     ]
     return ModelResult(
-        model=vcov.lower(), outcome=outcome, n_obs=data.n_obs, n_clusters=data.n_clusters,
-        contrasts=contrasts, joint_test=joint,
+        model=vcov.lower(), outcome=cols.outcome, n_obs=data.n_obs,
+        n_clusters=data.n_clusters, contrasts=contrasts, joint_test=joint,
+        n_dropped=data.n_dropped,
         diagnostics={
-            "n_dropped": data.n_dropped,
             "vcov": "CR2 (Bell-McCaffrey)" if vcov == "CR2" else "CR1S",
             "df_method": "Satterthwaite (Pustejovsky-Tipton)" if vcov == "CR2" else "G - 1",
             "aliased_columns": fit.aliased,

@@ -30,7 +30,12 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from evalkit.analysis.data import AnalysisInputError, build_design, ordered_arms
+from evalkit.analysis.data import (
+    AnalysisColumns,
+    AnalysisInputError,
+    build_design,
+    ordered_arms,
+)
 from evalkit.analysis.results import Contrast, ModelResult
 
 TIE_TOLERANCE = 1e-9  # relative: |T*| >= |T_obs| * (1 - tol) counts as "at least as extreme"
@@ -221,20 +226,12 @@ class PermutationStatistics:
 
 
 def contrast_setup(
-    df: pd.DataFrame,
-    outcome: str,
-    arm_col: str,
-    cluster_col: str,
-    arm: str,
-    strata_col: str | None = None,
-    covariates: Sequence[str] = (),
-    control: str = "Control",
-    fixed_clusters: Collection = (),
+    df: pd.DataFrame, cols: AnalysisColumns, *, arm: str, fixed_clusters: Collection = ()
 ) -> ContrastSetup:
     """Residualise y and A on strata + covariates once and collapse to cluster sums."""
-    data = build_design(df, outcome, arm_col, cluster_col, strata_col, covariates, control,
-                        arms=[arm])
-    clusters = _cluster_table(df, arm_col, cluster_col, strata_col, [arm, control])
+    data = build_design(df, cols, arms=[arm])
+    arm_col, control = cols.arm, cols.control
+    clusters = _cluster_table(df, cols, [arm, control])
     labels = clusters.index.to_numpy()
     fixed = np.isin(labels, [str(c) for c in fixed_clusters])
     treated = (clusters["arm"] == arm).to_numpy()
@@ -270,13 +267,14 @@ def contrast_setup(
     )
 
 
-def _cluster_table(df, arm_col, cluster_col, strata_col, arms) -> pd.DataFrame:
+def _cluster_table(df: pd.DataFrame, cols: AnalysisColumns, arms: list[str]) -> pd.DataFrame:
     """One row per cluster of the given arms (indexed by label): its arm and stratum code."""
-    cols = [cluster_col, arm_col, *([strata_col] if strata_col else [])]
-    work = df.loc[df[arm_col].astype("string").isin(arms), cols].dropna()
+    arm_col, cluster_col, strata_col = cols.arm, cols.cluster, cols.strata
+    names = [cluster_col, arm_col, *([strata_col] if strata_col else [])]
+    work = df.loc[df[arm_col].astype("string").isin(arms), names].dropna()
     work = work.astype(str)
     grouped = work.groupby(cluster_col, sort=True)
-    for column in cols[1:]:
+    for column in names[1:]:
         mixed = grouped[column].nunique()
         if (mixed > 1).any():
             raise AnalysisInputError(
@@ -367,14 +365,23 @@ def _invert(p_at: Callable[[float], float], estimate: float, step: float, alpha:
     return (inside + outside) / 2
 
 
+@dataclass(frozen=True)
+class RandomisationOptions:
+    """How to permute and test: counts, seed, design rule, level and statistic."""
+
+    permutations: int = 10_000
+    seed: int = 0
+    accept: Callable[[pd.Series], bool] | None = None
+    alpha: float = 0.05
+    exact_threshold: int = 20_000
+    studentise: bool = False
+    ci: bool = True
+
+
 def randomisation_test(
     df: pd.DataFrame,
-    outcome: str,
-    arm_col: str,
-    cluster_col: str,
-    strata_col: str | None = None,
-    covariates: Sequence[str] = (),
-    control: str = "Control",
+    cols: AnalysisColumns,
+    *,
     arm: str | Sequence[str] | None = None,
     permutations: int = 10_000,
     seed: int = 0,
@@ -393,54 +400,56 @@ def randomisation_test(
     Contrast `se` is the observed CR1 cluster-robust SE (for reference); p-value and CI are
     randomisation-based. The CI assumes a constant additive effect.
     """
-    arm_names = ordered_arms(df[arm_col].astype("string"), control)
+    options = RandomisationOptions(permutations, seed, accept, alpha, exact_threshold,
+                                   studentise, ci)
+    arm_names = ordered_arms(df[cols.arm].astype("string"), cols.control)
     tested = arm_names if arm is None else ([arm] if isinstance(arm, str) else list(arm))
     unknown = [a for a in tested if a not in arm_names]
     if unknown:
         raise AnalysisInputError(f"arm(s) {unknown} not found; arms present: {arm_names}")
     contrasts, per_arm = [], {}
     for name in tested:
-        setup = contrast_setup(df, outcome, arm_col, cluster_col, name, strata_col, covariates,
-                               control, fixed_clusters)
-        contrast, details = _test_one(df, arm_col, cluster_col, setup, permutations, seed,
-                                      accept, alpha, exact_threshold, studentise, ci)
+        setup = contrast_setup(df, cols, arm=name, fixed_clusters=fixed_clusters)
+        contrast, details = _test_one(df, cols, setup, options)
         contrasts.append(contrast)
         per_arm[name] = details
-    n_obs, n_clusters, n_dropped = _sample_counts(df, outcome, arm_col, cluster_col, strata_col,
-                                                  covariates, [*tested, control])
+    n_obs, n_clusters, n_dropped = _sample_counts(df, cols, [*tested, cols.control])
     return ModelResult(
-        model="ri", outcome=outcome, n_obs=n_obs, n_clusters=n_clusters,
-        contrasts=contrasts,
+        model="ri", outcome=cols.outcome, n_obs=n_obs, n_clusters=n_clusters,
+        contrasts=contrasts, n_dropped=n_dropped,
         diagnostics={
             "test_statistic": "studentised (CR1)" if studentise else "coefficient",
             "p_value": "two-sided: Monte Carlo (1 + #|T*|>=|T_obs|)/(1 + permutations); "
                        "exact #|T*|>=|T_obs| / allocations (observed among them)",
             "ci": "test inversion, constant additive effect" if ci else None,
-            "n_dropped": n_dropped,
             "arms": per_arm,
         },
     )
 
 
-def _sample_counts(df, outcome, arm_col, cluster_col, strata_col, covariates, arms):
+def _sample_counts(df: pd.DataFrame, cols: AnalysisColumns,
+                   arms: list[str]) -> tuple[int, int, int]:
     """Complete-case rows and clusters used across the tested arms, and rows dropped."""
-    in_arms = df[arm_col].astype("string").isin(arms).fillna(False).to_numpy(bool)
-    needed = [outcome, cluster_col, *([strata_col] if strata_col else []), *covariates]
+    in_arms = df[cols.arm].astype("string").isin(arms).fillna(False).to_numpy(bool)
+    needed = [c for c in cols.needed if c != cols.arm]
     complete = in_arms & df[needed].notna().all(axis=1).to_numpy()
-    n_clusters = df.loc[complete, cluster_col].astype(str).nunique()
+    n_clusters = df.loc[complete, cols.cluster].astype(str).nunique()
     return int(complete.sum()), int(n_clusters), int((in_arms & ~complete).sum())
 
 
-def _test_one(df, arm_col, cluster_col, setup, permutations, seed, accept, alpha,
-              exact_threshold, studentise, ci) -> tuple[Contrast, dict]:
+def _test_one(df: pd.DataFrame, cols: AnalysisColumns, setup: ContrastSetup,
+              options: RandomisationOptions) -> tuple[Contrast, dict]:
     """Permute, test and (optionally) invert for one prepared contrast."""
-    rule = None if accept is None else _series_rule(df, arm_col, cluster_col, setup, accept)
-    perms = within_strata_permutations(setup.treated, setup.strata, setup.fixed, permutations,
-                                       seed, exact_threshold, rule)
+    rule = (None if options.accept is None
+            else _series_rule(df, cols, setup, options.accept))
+    perms = within_strata_permutations(setup.treated, setup.strata, setup.fixed,
+                                       options.permutations, options.seed,
+                                       options.exact_threshold, rule)
     if len(perms.assignments) == 0:
         raise AnalysisInputError("the acceptance rule rejected every allocation")
     observed_ok = True if rule is None else bool(rule(setup.treated.copy()))
     included = perms.observed_included and observed_ok
+    studentise = options.studentise
     stats_perm = permutation_statistics(setup, perms.assignments, studentise=studentise)
     stats_obs = permutation_statistics(setup, setup.treated[None, :], studentise=True)
 
@@ -452,10 +461,10 @@ def _test_one(df, arm_col, cluster_col, setup, permutations, seed, accept, alpha
     se = float(stats_obs.se_at(0.0)[0])
     p_value = p_at(0.0)
     low = high = math.nan
-    if ci:
+    if options.ci:
         step = se if math.isfinite(se) and se > 0 else max(abs(estimate), 1.0)
-        low = _invert(p_at, estimate, step, alpha, -1)
-        high = _invert(p_at, estimate, step, alpha, +1)
+        low = _invert(p_at, estimate, step, options.alpha, -1)
+        high = _invert(p_at, estimate, step, options.alpha, +1)
     n_perm = len(perms.assignments)
     mc_se = 0.0 if included else math.sqrt(p_value * (1 - p_value) / n_perm)
     details = {
@@ -475,10 +484,11 @@ def _test_one(df, arm_col, cluster_col, setup, permutations, seed, accept, alpha
     return contrast, details
 
 
-def _series_rule(df, arm_col, cluster_col, setup, accept) -> Callable[[np.ndarray], bool]:
+def _series_rule(df: pd.DataFrame, cols: AnalysisColumns, setup: ContrastSetup,
+                 accept: Callable[[pd.Series], bool]) -> Callable[[np.ndarray], bool]:
     """Adapt a user rule on (cluster label -> arm) Series to the cluster-indicator generator."""
-    everyone = (df[[cluster_col, arm_col]].dropna().astype(str)
-                .groupby(cluster_col, sort=True)[arm_col].first())
+    everyone = (df[[cols.cluster, cols.arm]].dropna().astype(str)
+                .groupby(cols.cluster, sort=True)[cols.arm].first())
     position = everyone.index.get_indexer(setup.cluster_labels)
     base = everyone.to_numpy(dtype=object)
 

@@ -60,7 +60,11 @@ def make_contrast(
 
 @dataclass
 class ModelResult:
-    """What every estimator returns: contrasts plus counts and diagnostics."""
+    """What every estimator returns: contrasts plus counts and diagnostics.
+
+    `family` is the GEE family (None for linear models); `n_dropped` the rows dropped for
+    missing values (per arm for models fitted arm by arm, such as CACE).
+    """
 
     model: str
     outcome: str
@@ -70,6 +74,27 @@ class ModelResult:
     joint_test: dict[str, Any] | None = None
     diagnostics: dict[str, Any] = field(default_factory=dict)
     icc: float | None = None
+    family: str | None = None
+    n_dropped: int | dict[str, int] | None = None
+
+    @property
+    def warnings(self) -> list[str]:
+        """Every warning the model raised (kept in the diagnostics under 'warnings')."""
+        return list(self.diagnostics.get("warnings") or [])
+
+    def add_warning(self, message: str) -> None:
+        """Record a warning once; it reaches the screen, results.json and the report."""
+        listed = self.diagnostics.setdefault("warnings", [])
+        if message not in listed:
+            listed.append(message)
+
+    def diagnostics_record(self) -> dict[str, Any]:
+        """Diagnostics with the typed facts (family, rows dropped) folded in, for output."""
+        record = {} if self.family is None else {"family": self.family}
+        record.update(self.diagnostics)
+        if self.n_dropped is not None:
+            record["n_dropped"] = self.n_dropped
+        return record
 
     def to_frame(self) -> pd.DataFrame:
         """Contrasts as a tidy data frame with the standard columns first."""
@@ -97,5 +122,5 @@ class ModelResult:
                 for c in self.contrasts
             ],
             "joint_test": self.joint_test,
-            "diagnostics": self.diagnostics,
+            "diagnostics": self.diagnostics_record(),
         }

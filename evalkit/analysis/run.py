@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from evalkit.analysis.data import AnalysisInputError
+from evalkit.analysis.data import AnalysisColumns, AnalysisInputError
 from evalkit.analysis.dim import difference_in_means
 from evalkit.analysis.gee import GEEConvergenceError, fit_gee
 from evalkit.analysis.mixed import ModelFitError, fit_mixed
@@ -27,7 +27,6 @@ from evalkit.analysis.results import ModelResult
 from evalkit.errors import EvalkitError, InputError, suggestion
 from evalkit.io.files import read_table
 
-MODELS = ("mixed", "cr2", "cr1", "gee", "dim", "ri")
 FAMILIES = ("gaussian", "binomial", "poisson")
 SMALL_SAMPLE = ("none", "mancl-derouen")
 MISSING_TEXT = ("", "NA", "N/A", "NaN", "nan", "NULL", "null", ".")
@@ -60,7 +59,7 @@ class AnalyseSpec:
 
     def validate(self) -> None:
         """Raise InputError for an unknown choice or an impossible combination."""
-        for name, value, allowed in (("--model", self.model, MODELS),
+        for name, value, allowed in (("--model", self.model, tuple(MODEL_REGISTRY)),
                                      ("--family", self.family, FAMILIES),
                                      ("--small-sample", self.small_sample, SMALL_SAMPLE)):
             if value not in allowed:
@@ -78,44 +77,39 @@ class AnalyseSpec:
             raise InputError("--permutations must be at least 1")
 
     @property
+    def cols(self) -> AnalysisColumns:
+        """The columns the estimators read, as one typed object."""
+        return AnalysisColumns(outcome=self.outcome, arm=self.arm_col, cluster=self.cluster_col,
+                               strata=self.strata_col, covariates=tuple(self.covariates),
+                               control=self.control)
+
+    @property
     def columns(self) -> list[str]:
-        return [self.outcome, self.arm_col, self.cluster_col,
-                *([self.strata_col] if self.strata_col else []), *self.covariates]
+        return self.cols.needed
 
 
-def analyse_frame(df: pd.DataFrame, spec: AnalyseSpec) -> ModelResult:
-    """Fit the model the spec names; estimator problems become clear EvalkitErrors."""
-    spec.validate()
-    require_columns(df, spec.columns)
-    try:
-        return _dispatch(df, spec)
-    except AnalysisInputError as error:
-        raise InputError(f"{spec.model} model of {spec.outcome!r}: {error}") from None
-    except ModelFitError as error:
-        raise ModelFailed(f"the mixed model of {spec.outcome!r} could not be fitted: {error}; "
-                          "try --model cr2 (cluster-robust OLS) instead") from None
-    except GEEConvergenceError as error:
-        raise ModelFailed(f"the GEE of {spec.outcome!r} did not converge: {error}") from None
+def _fit_mixed(df: pd.DataFrame, spec: AnalyseSpec) -> ModelResult:
+    return fit_mixed(df, spec.cols, alpha=spec.alpha, non_randomised_arms=spec.non_randomised)
 
 
-def _dispatch(df: pd.DataFrame, spec: AnalyseSpec) -> ModelResult:
-    common = dict(outcome=spec.outcome, arm_col=spec.arm_col, cluster_col=spec.cluster_col,
-                  strata_col=spec.strata_col, control=spec.control, alpha=spec.alpha)
-    if spec.model == "dim":
-        return difference_in_means(df, non_randomised_arms=spec.non_randomised, **common)
-    common["covariates"] = spec.covariates
-    if spec.model == "mixed":
-        return fit_mixed(df, non_randomised_arms=spec.non_randomised, **common)
-    if spec.model in ("cr2", "cr1"):
-        return fit_ols_cr(df, vcov=spec.model.upper(), non_randomised_arms=spec.non_randomised,
-                          **common)
-    if spec.model == "gee":
-        return fit_gee(df, family=spec.family, small_sample=spec.small_sample,
-                       non_randomised_arms=spec.non_randomised, **common)
-    return _randomisation(df, spec, common)
+def _fit_cr(vcov: str) -> Callable[[pd.DataFrame, AnalyseSpec], ModelResult]:
+    def fit(df: pd.DataFrame, spec: AnalyseSpec) -> ModelResult:
+        return fit_ols_cr(df, spec.cols, vcov=vcov, alpha=spec.alpha,
+                          non_randomised_arms=spec.non_randomised)
+    return fit
 
 
-def _randomisation(df: pd.DataFrame, spec: AnalyseSpec, common: dict) -> ModelResult:
+def _fit_gee(df: pd.DataFrame, spec: AnalyseSpec) -> ModelResult:
+    return fit_gee(df, spec.cols, family=spec.family, small_sample=spec.small_sample,
+                   alpha=spec.alpha, non_randomised_arms=spec.non_randomised)
+
+
+def _fit_dim(df: pd.DataFrame, spec: AnalyseSpec) -> ModelResult:
+    return difference_in_means(df, spec.cols.with_changes(covariates=()), alpha=spec.alpha,
+                               non_randomised_arms=spec.non_randomised)
+
+
+def _fit_ri(df: pd.DataFrame, spec: AnalyseSpec) -> ModelResult:
     """RI of the randomised arms only: a non-randomised arm has no randomisation law."""
     fixed = set(map(str, spec.fixed_clusters))
     arms = spec.ri_arms
@@ -124,8 +118,36 @@ def _randomisation(df: pd.DataFrame, spec: AnalyseSpec, common: dict) -> ModelRe
         arms = sorted(present - set(spec.non_randomised))
         rows = df[spec.arm_col].astype(str).isin(spec.non_randomised)
         fixed |= set(df.loc[rows, spec.cluster_col].astype(str))
-    return randomisation_test(df, arm=arms, permutations=spec.permutations, seed=spec.seed,
-                              fixed_clusters=sorted(fixed), accept=spec.accept, **common)
+    return randomisation_test(df, spec.cols, arm=arms, permutations=spec.permutations,
+                              seed=spec.seed, fixed_clusters=sorted(fixed), accept=spec.accept,
+                              alpha=spec.alpha)
+
+
+# Model name -> the adapter that fits it from an AnalyseSpec (`--model` choices, in order).
+MODEL_REGISTRY: dict[str, Callable[[pd.DataFrame, AnalyseSpec], ModelResult]] = {
+    "mixed": _fit_mixed,
+    "cr2": _fit_cr("CR2"),
+    "cr1": _fit_cr("CR1"),
+    "gee": _fit_gee,
+    "dim": _fit_dim,
+    "ri": _fit_ri,
+}
+MODELS = tuple(MODEL_REGISTRY)
+
+
+def analyse_frame(df: pd.DataFrame, spec: AnalyseSpec) -> ModelResult:
+    """Fit the model the spec names; estimator problems become clear EvalkitErrors."""
+    spec.validate()
+    require_columns(df, spec.columns)
+    try:
+        return MODEL_REGISTRY[spec.model](df, spec)
+    except AnalysisInputError as error:
+        raise InputError(f"{spec.model} model of {spec.outcome!r}: {error}") from None
+    except ModelFitError as error:
+        raise ModelFailed(f"the mixed model of {spec.outcome!r} could not be fitted: {error}; "
+                          "try --model cr2 (cluster-robust OLS) instead") from None
+    except GEEConvergenceError as error:
+        raise ModelFailed(f"the GEE of {spec.outcome!r} did not converge: {error}") from None
 
 
 def require_columns(df: pd.DataFrame, columns: list[str], file: Path | None = None) -> None:

@@ -81,7 +81,7 @@ def analyse(
 
 def _run_plan(register: Path, outcomes: Path | None, out: Path | None,
               plan: Path | None) -> None:
-    from evalkit.analysis.plan.compute import run_plan
+    from evalkit.analysis.plan.run import run_plan
 
     if outcomes is None:
         raise InputError("--register needs --outcomes FILE (staff_id plus outcome columns)")
@@ -118,7 +118,7 @@ def print_result(result: ModelResult) -> None:
                       f"[{_fmt(c.ci_low)}, {_fmt(c.ci_high)}]")
     console.print(table)
     diagnostics = result.diagnostics
-    dropped = diagnostics.get("n_dropped")
+    dropped = result.n_dropped
     missing = diagnostics.get("rows_missing_outcome")
     console.print(f"n_obs {result.n_obs}, clusters {result.n_clusters}, rows dropped for "
                   f"missing values {_fmt(dropped)}"

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from evalkit.allocation.assign import AssignResult, run_assign
-from evalkit.analysis.plan.compute import run_plan
+from evalkit.analysis.plan.run import run_plan
 from evalkit.delivery.guidance import run_guidance
 from evalkit.delivery.publish import publish
 from evalkit.delivery.windows import run_windows

@@ -4,13 +4,12 @@ For each outcome, each planned model (the first is the outcome's primary analysi
 effect sizes (EEF g / Cox index / rate ratio), ICCs, WWC attrition, CONSORT flow, CACE for
 the primary outcome, and Holm adjustment across the secondary outcomes' randomised
 contrasts (primary-model only). Anything planned that could not be run is a deviation.
-Writing the files lives in plan_outputs.py.
+The result type lives in `result`, writing the files in `outputs`, the whole run in `run`.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import pandas as pd
 
 from evalkit.allocation.exports import balance_from_register
 from evalkit.analysis.attrition import attrition_summary, consort_flow
-from evalkit.analysis.data import AnalysisInputError
+from evalkit.analysis.data import AnalysisColumns, AnalysisInputError
 from evalkit.analysis.effect_sizes import (
     COX_SCALE,
     eef_effect_size,
@@ -36,6 +35,7 @@ from evalkit.analysis.plan.data import (
     acceptance_rule,
     load_plan_data,
 )
+from evalkit.analysis.plan.result import PlannedModel, PlanResult, ResultRole
 from evalkit.analysis.results import ModelResult
 from evalkit.analysis.run import AnalyseSpec, analyse_frame
 from evalkit.errors import ConfigError, EvalkitError
@@ -43,26 +43,6 @@ from evalkit.io.files import sha256_file
 from evalkit.register import Register
 from evalkit.trial.analysis_plan import AnalysisSection, OutcomeSpec
 from evalkit.trial.design import load_design
-
-
-@dataclass
-class PlanResult:
-    """Everything the plan produced, ready to write as JSON, XLSX and HTML."""
-
-    design_summary: dict[str, Any]
-    model_results: list[ModelResult]
-    roles: list[dict[str, str]]            # per model result: outcome role and analysis role
-    contrasts: pd.DataFrame
-    effect_sizes: pd.DataFrame
-    iccs: pd.DataFrame
-    attrition: pd.DataFrame
-    consort: pd.DataFrame
-    balance: pd.DataFrame
-    cace: ModelResult | None
-    deviations: list[dict[str, str]]
-    notes: list[str]
-    holm: dict[str, float]
-    files: dict[str, Path] = field(default_factory=dict)
 
 
 def compute_plan(register: Register, outcomes_path: Path,
@@ -85,16 +65,15 @@ def compute_plan(register: Register, outcomes_path: Path,
     if plan_file is not None:
         notes.append(f"analysis plan read from {plan_file} (sha256 "
                      f"{sha256_file(Path(plan_file))[:12]}), not from the sealed design")
-    results, roles = [], []
+    models: list[PlannedModel] = []
     for outcome in plan.outcomes:
         for position, model in enumerate(plan.models_for(outcome)):
             result = _run_model(data, plan, outcome, model, design.trial.seed, accept,
                                 design.trial.unit, deviations)
             if result is not None:
-                results.append(result)
-                roles.append({"outcome_role": "primary" if outcome.primary else "secondary",
-                              "analysis_role": "primary" if position == 0 else "sensitivity",
-                              "level": outcome.level})
+                role = ResultRole("primary" if outcome.primary else "secondary",
+                                  "primary" if position == 0 else "sensitivity", outcome.level)
+                models.append(PlannedModel(result, role))
     if data.non_randomised:
         notes.append(f"{', '.join(data.non_randomised)} was allocated on purpose "
                      "(non-randomised): its contrasts are observational and are left out of "
@@ -102,13 +81,13 @@ def compute_plan(register: Register, outcomes_path: Path,
     if accept is not None:
         notes.append("randomisation inference keeps only permutations that pass the design's "
                      "re-randomisation balance rule")
-    holm = _holm(results, roles)
+    holm = _holm(models)
     iccs = _iccs(data, plan)
     cace = _cace(data, plan, deviations)
     return PlanResult(
-        design_summary=design_summary(register, plan), model_results=results, roles=roles,
-        contrasts=_contrast_table(results, roles, holm),
-        effect_sizes=_effect_sizes(results, roles, iccs), iccs=iccs,
+        design_summary=design_summary(register, plan), models=models,
+        contrasts=_contrast_table(models, holm),
+        effect_sizes=_effect_sizes(models, iccs), iccs=iccs,
         attrition=_attrition(data, plan), consort=_consort(data, plan),
         balance=balance_from_register(register), cace=cace, deviations=deviations,
         notes=notes, holm=holm,
@@ -143,6 +122,12 @@ def _run_model(data: PlanData, plan: AnalysisSection, outcome: OutcomeSpec, mode
         return None
 
 
+def _columns(data: PlanData, outcome: OutcomeSpec) -> AnalysisColumns:
+    """The plan's analysis columns for one outcome (group, PDU, stratum, its covariates)."""
+    return AnalysisColumns(outcome=outcome.name, arm=ARM, cluster=CLUSTER, strata=STRATUM,
+                           covariates=tuple(outcome.covariates), control=data.control)
+
+
 def _deviation(outcome: OutcomeSpec, model: str, status: str, detail: str) -> dict[str, str]:
     return {"outcome": outcome.name, "model": model, "status": status, "detail": detail}
 
@@ -151,20 +136,21 @@ def _key(result: ModelResult, arm: str) -> str:
     return f"{result.outcome} | {result.model} | {arm}"
 
 
-def _holm(results: list[ModelResult], roles: list[dict]) -> dict[str, float]:
+def _holm(models: list[PlannedModel]) -> dict[str, float]:
     """Holm-adjusted p across secondary outcomes' primary-model randomised contrasts."""
-    family = {_key(r, c.arm): c.p_value for r, role in zip(results, roles, strict=True)
-              if role["outcome_role"] == "secondary" and role["analysis_role"] == "primary"
-              for c in r.contrasts if c.randomised and math.isfinite(c.p_value)}
+    family = {_key(m.result, c.arm): c.p_value for m in models if m.role.in_holm_family
+              for c in m.result.contrasts if c.randomised and math.isfinite(c.p_value)}
     return holm_adjust(family) if family else {}
 
 
-def _contrast_table(results, roles, holm) -> pd.DataFrame:
+def _contrast_table(models: list[PlannedModel], holm: dict[str, float]) -> pd.DataFrame:
+    """Every contrast of every planned model with its roles and Holm-adjusted p."""
     frames = []
-    for result, role in zip(results, roles, strict=True):
+    for planned in models:
+        result, role = planned.result, planned.role
         frame = result.to_frame()
-        frame.insert(0, "outcome_role", role["outcome_role"])
-        frame.insert(1, "analysis_role", role["analysis_role"])
+        frame.insert(0, "outcome_role", role.outcome_role)
+        frame.insert(1, "analysis_role", role.analysis_role)
         keys = [_key(result, arm) for arm in frame["arm"]]
         frame["holm_family"] = [k in holm for k in keys]
         frame["p_holm"] = [holm.get(k, math.nan) for k in keys]
@@ -176,15 +162,15 @@ def _contrast_table(results, roles, holm) -> pd.DataFrame:
     return table[first + [c for c in table.columns if c not in first]]
 
 
-def _effect_sizes(results, roles, iccs: pd.DataFrame) -> pd.DataFrame:
+def _effect_sizes(models: list[PlannedModel], iccs: pd.DataFrame) -> pd.DataFrame:
     """EEF g (continuous), Cox index (binary) or rate ratio (count) for every contrast."""
     total_sd = dict(zip(iccs["outcome"], iccs["total_sd"], strict=True)) if len(iccs) else {}
     rows = []
-    for result, role in zip(results, roles, strict=True):
-        ratio = result.diagnostics.get("family")
+    for planned in models:
+        result, ratio = planned.result, planned.result.family
         for c in result.contrasts:
             row = {"outcome": result.outcome, "model": result.model, "arm": c.arm,
-                   "versus": c.versus, "randomised": c.randomised, **role}
+                   "versus": c.versus, "randomised": c.randomised, **planned.role.as_dict()}
             if ratio == "binomial":
                 row.update(measure="Cox index", effect_size=c.estimate / COX_SCALE,
                            ci_low=c.ci_low / COX_SCALE, ci_high=c.ci_high / COX_SCALE)
@@ -234,8 +220,8 @@ def _attrition(data: PlanData, plan: AnalysisSection) -> pd.DataFrame:
     frames = []
     for outcome in plan.outcomes:
         frame = data.staff if outcome.level == "staff" else data.pdu
-        table = attrition_summary(frame, outcome.name, ARM, CLUSTER, data.control,
-                                  data.allocated_clusters)
+        table = attrition_summary(frame, _columns(data, outcome),
+                                  allocated_clusters=data.allocated_clusters)
         table.insert(0, "outcome", outcome.name)
         frames.append(table)
     return pd.concat(frames, ignore_index=True)
@@ -244,8 +230,8 @@ def _attrition(data: PlanData, plan: AnalysisSection) -> pd.DataFrame:
 def _consort(data: PlanData, plan: AnalysisSection) -> pd.DataFrame:
     primary = plan.primary_outcome
     frame = data.staff if primary.level == "staff" else data.pdu
-    table = consort_flow(frame, primary.name, ARM, CLUSTER, primary.covariates,
-                         data.allocated_clusters)
+    table = consort_flow(frame, _columns(data, primary),
+                         allocated_clusters=data.allocated_clusters)
     table["randomised"] = ~table["arm"].isin(data.non_randomised)
     return table
 
@@ -260,8 +246,8 @@ def _cace(data: PlanData, plan: AnalysisSection, deviations: list) -> ModelResul
         return None
     frame = data.staff[~data.staff[ARM].isin(data.non_randomised)]
     try:
-        result = fit_cace(frame, primary.name, ARM, CLUSTER, COMPLIANCE, STRATUM,
-                          primary.covariates, data.control, plan.alpha)
+        result = fit_cace(frame, _columns(data, primary), compliance=COMPLIANCE,
+                          alpha=plan.alpha)
     except (AnalysisInputError, ValueError, ArithmeticError) as error:
         deviations.append(_deviation(primary, "cace", "failed", str(error)))
         return None
@@ -285,19 +271,3 @@ def design_summary(register: Register, plan: AnalysisSection) -> dict[str, Any]:
         "design_digest": design.digest(),
         "confidence": f"{100 * (1 - plan.alpha):g}",
     }
-
-
-def run_plan(register_dir: Path, outcomes_path: Path, out: Path | None = None,
-             plan_file: Path | None = None) -> PlanResult:
-    """Compute the plan, write results.json/xlsx and report.html, record an `analysed` event."""
-    from evalkit.analysis.plan.outputs import write_plan_outputs
-
-    register = Register.open(register_dir)
-    result = compute_plan(register, outcomes_path, plan_file)
-    out = Path(out) if out is not None else Path(register_dir) / "analysis"
-    result.files = write_plan_outputs(result, out, outcomes_path)
-    register.append_event("analysed", detail={
-        "outcomes_file": str(outcomes_path), "files": sorted(p.name for p in result.files.values()),
-        "deviations": len(result.deviations),
-    })
-    return result

@@ -8,8 +8,8 @@ from typing import Any
 
 import pandas as pd
 
-from evalkit.analysis.plan.compute import PlanResult
 from evalkit.analysis.plan.report import render_report
+from evalkit.analysis.plan.result import PlanResult
 from evalkit.analysis.run import jsonable
 from evalkit.io.files import sha256_file, write_text
 from evalkit.io.xlsx import write_xlsx
@@ -22,8 +22,7 @@ def results_document(result: PlanResult, outcomes_path: Path, generated: str) ->
         "generated": generated,
         "design": result.design_summary,
         "outcomes_file": {"path": str(outcomes_path), "sha256": sha256_file(outcomes_path)},
-        "models": [{**role, **r.to_dict()}
-                   for r, role in zip(result.model_results, result.roles, strict=True)],
+        "models": [{**m.role.as_dict(), **m.result.to_dict()} for m in result.models],
         "holm": {"family": "secondary outcomes, primary model, randomised contrasts",
                  "adjusted_p": result.holm},
         "cace": None if result.cace is None else result.cace.to_dict(),

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jinja2
 import pandas as pd
 from markupsafe import Markup
 
 from evalkit.analysis.plan.plots import consort_figure, forest_plot, icc_plot
-
-if TYPE_CHECKING:
-    from evalkit.analysis.plan.compute import PlanResult
+from evalkit.analysis.plan.result import PlanResult
 
 
 def fmt(value: Any, digits: int = 3) -> str:
@@ -50,8 +48,8 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 def render_report(result: PlanResult, generated: str) -> str:
     """The whole report as one HTML string (inline CSS and SVG; no external resources)."""
-    models = [{"result": r, "role": role, "joint": r.joint_test or {}}
-              for r, role in zip(result.model_results, result.roles, strict=True)]
+    models = [{"result": m.result, "role": m.role, "joint": m.result.joint_test or {}}
+              for m in result.models]
     context = {
         "design": result.design_summary,
         "generated": generated,

@@ -1,0 +1,24 @@
+"""Run the pre-specified plan on a sealed run: compute, write the files, log the event."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from evalkit.analysis.plan.compute import compute_plan
+from evalkit.analysis.plan.outputs import write_plan_outputs
+from evalkit.analysis.plan.result import PlanResult
+from evalkit.register import Register
+
+
+def run_plan(register_dir: Path, outcomes_path: Path, out: Path | None = None,
+             plan_file: Path | None = None) -> PlanResult:
+    """Compute the plan, write results.json/xlsx and report.html, record an `analysed` event."""
+    register = Register.open(register_dir)
+    result = compute_plan(register, outcomes_path, plan_file)
+    out = Path(out) if out is not None else Path(register_dir) / "analysis"
+    result.files = write_plan_outputs(result, out, outcomes_path)
+    register.append_event("analysed", detail={
+        "outcomes_file": str(outcomes_path), "files": sorted(p.name for p in result.files.values()),
+        "deviations": len(result.deviations),
+    })
+    return result
