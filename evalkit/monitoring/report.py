@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pandas as pd
 from markupsafe import Markup
 
 from evalkit.io.files import write_csv, write_text
+from evalkit.io.html import figure_to_svg, group_style, package_environment, plot_style, yes_no
 from evalkit.io.xlsx import write_xlsx
 from evalkit.monitoring.bookings import (
     COMPLIANCE_TABLE,
@@ -108,16 +108,16 @@ def completion_curve(monitoring: Monitoring) -> pd.DataFrame:
 
 
 def completion_chart_svg(monitoring: Monitoring) -> str:
-    """The completion curve as an inline SVG (no XML header)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
+    """The completion curve as an inline SVG (no XML header), one look per group."""
+    from matplotlib.figure import Figure
 
     curve = completion_curve(monitoring)
-    figure, axes = plt.subplots(figsize=(8, 3.6))
+    figure = Figure(figsize=(8, 3.6))
+    axes = figure.subplots()
     for group in curve.columns:
-        axes.step(curve.index, curve[group], where="post", label=group)
+        style = plot_style(group)
+        axes.step(curve.index, curve[group], where="post", label=group, color=style["color"],
+                  linestyle=style["linestyle"], linewidth=2)
     axes.set_ylabel("% of staff completed")
     axes.set_ylim(0, 100)
     axes.grid(alpha=0.3)
@@ -125,34 +125,84 @@ def completion_chart_svg(monitoring: Monitoring) -> str:
         axes.legend(frameon=False)
     figure.autofmt_xdate()
     figure.tight_layout()
-    buffer = io.StringIO()
-    figure.savefig(buffer, format="svg")
-    plt.close(figure)
-    svg = buffer.getvalue()
-    return svg[svg.index("<svg"):]
+    return figure_to_svg(figure, "Cumulative percentage of each group's staff who have completed")
+
+
+HTML_COLUMNS = {"staff_id": "Staff ID", "pdu_code": "PDU code", "pdu_name": "PDU",
+                "first_booked": "First booked", "first_completed": "First completed",
+                "window_start": "Window opens", "window_end": "Window closes",
+                "completed_in_window": "Completed in window", "manager_name": "Manager",
+                "manager_email": "Manager email", "booked_course": "Course booked",
+                "expected_course": "Course for their grade", "row": "Export row"}
+LATE_STATUSES = ("completed late", "not completed, window closed")
+EARLY_STATUS = "booked or completed before window"
 
 
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("evalkit.monitoring", "templates"), autoescape=True,
-        trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    return package_environment("evalkit.monitoring", "templates")
 
 
-def _listing(frame: pd.DataFrame) -> dict:
+def _header(column: str) -> str:
+    return HTML_COLUMNS.get(column, str(column).replace("_", " ").capitalize())
+
+
+def _cell(value: object) -> str:
+    """What a cell shows: dates as '1 March 2022', True/False as Yes/No, blanks empty."""
+    if isinstance(value, (pd.Timestamp, dt.date)) and not pd.isna(value):
+        return f"{value.day} {value:%B %Y}"
+    return yes_no(value)
+
+
+def _listing(frame: pd.DataFrame, columns: list[str] | None = None) -> dict:
     shown = frame.head(HTML_ROW_LIMIT)
-    return {"columns": list(shown.columns), "rows": shown.astype(str).values.tolist(),
+    shown = shown[[c for c in columns if c in shown.columns]] if columns else shown
+    return {"columns": [_header(c) for c in shown.columns], "keys": list(shown.columns),
+            "rows": [[_cell(v) for v in row] for row in shown.itertuples(index=False)],
             "total": len(frame), "truncated": len(frame) > HTML_ROW_LIMIT}
 
 
-def render_html(monitoring: Monitoring, tables: dict[str, pd.DataFrame],
+def pdu_summary(monitoring: Monitoring) -> pd.DataFrame:
+    """One row per PDU and group: staff monitored, completed in window, late, not booked, early."""
+    people = monitoring.staff
+    status = people["status"]
+    flags = pd.DataFrame({
+        "staff": 1, "completed in window": status.eq("completed in window"),
+        "late": status.isin(LATE_STATUSES), "not booked": status.eq("not booked"),
+        "booked early (Control)": status.eq(EARLY_STATUS)}, index=people.index).astype(int)
+    keys = [people[c] for c in ("region", "pdu_name", "pdu_code", "group")]
+    return flags.groupby(keys, sort=True).sum().reset_index()
+
+
+def _early_by_pdu(monitoring: Monitoring) -> list[dict]:
+    """The Control early-booking list per PDU, with each person's manager to contact."""
+    columns = ["name", "staff_id", "grade", "first_booked", "first_completed", "manager_name",
+               "manager_email"]
+    blocks = []
+    early = monitoring.control_early
+    for (code, name), people in early.groupby(["pdu_code", "pdu_name"], sort=True):
+        blocks.append({"code": code, "name": name, "staff": len(people),
+                       "managers": int(people["manager_name"].nunique()),
+                       "listing": _listing(people, columns)})
+    return blocks
+
+
+def render_html(monitoring: Monitoring, tables: dict[str, pd.DataFrame] | None = None,
                 trial_name: str = "Evaluation") -> str:
-    """The self-contained monitoring page."""
-    by_pdu = [(code, _listing(group.drop(columns=["pdu_code"])))
-              for code, group in tables["control_early"].groupby("pdu_code", sort=True)]
+    """The self-contained monitoring page: the lists to act on first, long lists folded away."""
+    people = ["name", "staff_id", "grade", "pdu_name", "region", "group", "course",
+              "window_start", "window_end", "first_booked", "first_completed", "status",
+              "manager_name", "manager_email"]
+    control = monitoring.summary.loc[monitoring.summary["group"].map(_is_control), "staff"]
     return _environment().get_template("report.html.j2").render(
-        trial_name=trial_name, as_of=monitoring.as_of.isoformat(), rows_read=monitoring.rows_read,
-        summary=_listing(tables["summary"]), chart=Markup(completion_chart_svg(monitoring)),
-        late=_listing(tables["late"]), not_booked=_listing(tables["not_booked"]),
-        control_by_pdu=by_pdu, control_total=len(tables["control_early"]),
-        wrong_course=_listing(tables["wrong_course"]), unmatched=_listing(tables["unmatched"]),
+        trial_name=trial_name, as_of=_cell(pd.Timestamp(monitoring.as_of)),
+        rows_read=monitoring.rows_read, summary=_listing(monitoring.summary),
+        pdus=_listing(pdu_summary(monitoring)), chart=Markup(completion_chart_svg(monitoring)),
+        late=_listing(monitoring.late, people), not_booked=_listing(monitoring.not_booked, people),
+        control_by_pdu=_early_by_pdu(monitoring), control_total=len(monitoring.control_early),
+        control_monitored=int(control.sum()),
+        wrong_course=_listing(monitoring.wrong_course), unmatched=_listing(monitoring.unmatched),
         row_limit=HTML_ROW_LIMIT)
+
+
+def _is_control(group: str) -> bool:
+    return group_style(group).slug == "control"

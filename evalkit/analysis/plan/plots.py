@@ -6,33 +6,14 @@ external references, so it can be pasted straight into a self-contained HTML pag
 
 from __future__ import annotations
 
-import io
-import re
-
-import matplotlib
 import pandas as pd
 from matplotlib import ticker
 from matplotlib.figure import Figure
 
-RANDOMISED_COLOUR, NON_RANDOMISED_COLOUR = "#1f5f8b", "#b35900"
+from evalkit.analysis.plan.labels import effect_label, outcome_label
+from evalkit.io.html import RANDOMISED_COLOUR, figure_to_svg, group_style
 
-
-def figure_to_svg(figure: Figure, title: str) -> str:
-    """SVG markup of a figure with a <title> for screen readers; no XML prolog or metadata."""
-    buffer = io.StringIO()
-    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "evalkit"}):
-        figure.savefig(buffer, format="svg", bbox_inches="tight",
-                       metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
-    text = buffer.getvalue()
-    text = text[text.index("<svg"):]
-    text = re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.S)
-    title_tag = f"<title>{_escape(title)}</title>"
-    text = re.sub(r"(<svg[^>]*>)", lambda m: m.group(1) + title_tag, text, count=1)
-    return text.replace("<svg ", '<svg role="img" ', 1)
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+__all__ = ["consort_figure", "figure_to_svg", "forest_plot", "icc_plot"]
 
 
 def forest_plot(effects: pd.DataFrame) -> str:
@@ -54,10 +35,12 @@ def forest_plot(effects: pd.DataFrame) -> str:
 def _forest_panel(ax, rows: pd.DataFrame, title: str, null: float, log_scale: bool) -> None:
     positions = list(range(len(rows)))[::-1]
     for y, row in zip(positions, rows.itertuples(index=False), strict=True):
-        colour = RANDOMISED_COLOUR if row.randomised else NON_RANDOMISED_COLOUR
-        marker = "s" if row.analysis_role == "primary" else "o"
-        ax.plot([row.ci_low, row.ci_high], [y, y], color=colour, linewidth=1.6)
-        ax.plot([row.effect_size], [y], marker=marker, color=colour, markersize=6)
+        style = group_style(row.arm)
+        filled = row.analysis_role == "primary"
+        ax.plot([row.ci_low, row.ci_high], [y, y], color=style.colour, linewidth=1.6,
+                linestyle=style.linestyle)
+        ax.plot([row.effect_size], [y], marker=style.marker, color=style.colour, markersize=7,
+                markerfacecolor=style.colour if filled else "white")
     ax.axvline(null, color="#555555", linewidth=0.8, linestyle="--")
     ax.set_yticks(positions)
     ax.set_yticklabels([_label(r) for r in rows.itertuples(index=False)], fontsize=8)
@@ -72,8 +55,7 @@ def _forest_panel(ax, rows: pd.DataFrame, title: str, null: float, log_scale: bo
 
 
 def _label(row) -> str:
-    suffix = "" if row.randomised else " (non-randomised)"
-    return f"{row.outcome} | {row.model} | {row.arm}{suffix}"
+    return effect_label(row.outcome, row.model, row.arm, bool(row.randomised))
 
 
 def icc_plot(iccs: pd.DataFrame) -> str:
@@ -86,7 +68,8 @@ def icc_plot(iccs: pd.DataFrame) -> str:
         ax.plot([row.ci_low, row.ci_high], [y, y], color=RANDOMISED_COLOUR, linewidth=1.6)
         ax.plot([row.icc], [y], "o", color=RANDOMISED_COLOUR)
     ax.set_yticks(positions)
-    ax.set_yticklabels(list(rows["outcome"]) if len(rows) else [], fontsize=8)
+    ax.set_yticklabels([outcome_label(o) for o in rows["outcome"]] if len(rows) else [],
+                       fontsize=8)
     ax.set_xlabel("intra-cluster correlation (PDU)", fontsize=8)
     ax.axvline(0, color="#555555", linewidth=0.8, linestyle="--")
     ax.tick_params(axis="x", labelsize=8)
@@ -110,7 +93,7 @@ def consort_figure(consort: pd.DataFrame) -> str:
     ax.set_ylim(0, len(CONSORT_STAGES) + 0.4)
     ax.axis("off")
     for column, row in arms.iterrows():
-        colour = RANDOMISED_COLOUR if row.get("randomised", True) else NON_RANDOMISED_COLOUR
+        colour = group_style(row["arm"]).colour
         title = row["arm"] + ("" if row.get("randomised", True) else "\n(non-randomised)")
         ax.text(column + 0.5, len(CONSORT_STAGES) + 0.15, title, ha="center", va="center",
                 fontsize=9, fontweight="bold", color=colour)

@@ -1,0 +1,143 @@
+"""Shared HTML pieces: one Jinja environment factory, SVG figures, one look per group.
+
+Every page and plot shows a group the same way: its name as text (so it reads without colour),
+a GOV.UK-style tag whose border pattern also differs (double, solid, dashed, dotted), and in
+plots one colour-blind-safe colour (Okabe-Ito hues), marker and line style per group.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import jinja2
+from markupsafe import Markup, escape
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+@dataclass(frozen=True)
+class GroupStyle:
+    """How one evaluation group looks everywhere: tag colours, pattern, plot colour and marks."""
+
+    label: str          # the words shown for the group
+    slug: str           # CSS class suffix: group-<slug>
+    tag_text: str       # tag text colour (GOV.UK tag palette, contrast >= 7:1 on tag_fill)
+    tag_fill: str       # tag background
+    border: str         # CSS border style: the pattern that repeats the group without colour
+    colour: str         # plot colour (Okabe-Ito; >= 3:1 against white)
+    marker: str         # matplotlib marker
+    linestyle: str      # matplotlib line style
+    hatch: str          # matplotlib hatch for filled shapes
+
+
+EARLY_ADOPTER = GroupStyle("Early Adopter", "early-adopter", "#6e3619", "#fcd6c3", "double",
+                           "#d55e00", "^", ":", "xx")
+TREATMENT = GroupStyle("Treatment", "treatment", "#0c2d4a", "#bbd4ea", "solid",
+                       "#0072b2", "o", "-", "")
+CONTROL = GroupStyle("Control", "control", "#282d30", "#e5e6e7", "dashed",
+                     "#505a5f", "s", "--", "//")
+NOT_IN_TRIAL = GroupStyle("Not in trial", "not-in-trial", "#0b0c0c", "#ffffff", "dotted",
+                          "#949494", "x", "-.", "..")
+GROUP_STYLES = (EARLY_ADOPTER, TREATMENT, CONTROL, NOT_IN_TRIAL)
+RANDOMISED_COLOUR = TREATMENT.colour        # anything randomised that is not one group
+NON_RANDOMISED_COLOUR = EARLY_ADOPTER.colour  # the purposive (non-randomised) comparison
+
+
+def slug(text: Any) -> str:
+    """'Early Adopter' -> 'early-adopter' (CSS class and id fragments)."""
+    return re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-")
+
+
+def group_style(name: Any) -> GroupStyle:
+    """The style of a group by name; other designs' arm names by keyword, else Treatment's look."""
+    key = slug(name)
+    for style in GROUP_STYLES:
+        if key == style.slug:
+            return style
+    if "control" in key or "wait" in key:
+        return CONTROL
+    if "early" in key:
+        return EARLY_ADOPTER
+    if "not-in" in key or key in {"excluded", "none"}:
+        return NOT_IN_TRIAL
+    return TREATMENT
+
+
+def group_tag(name: Any, suffix: str = "") -> Markup:
+    """A GOV.UK-style tag: <strong class="group group-control">Control</strong>."""
+    style = group_style(name)
+    text = escape(str(name)) + (escape(f" {suffix}") if suffix else "")
+    return Markup(f'<strong class="group group-{style.slug}">{text}</strong>')
+
+
+def group_css() -> Markup:
+    """CSS for .group tags, one rule per known group plus each slug of another design's arms."""
+    rules = [".group { display: inline-block; padding: 0.1rem 0.45rem; font-weight: bold; "
+             "line-height: 1.25; border: 2px solid currentColor; border-left-width: 0.45rem; "
+             "white-space: nowrap; max-width: 100%; overflow-wrap: anywhere; }"]
+    for style in GROUP_STYLES:
+        rules.append(f".group-{style.slug} {{ color: {style.tag_text}; "
+                     f"background: {style.tag_fill}; border-style: {style.border}; }}")
+    rules.append("@media print { .group { -webkit-print-color-adjust: exact; "
+                 "print-color-adjust: exact; } }")
+    return Markup("\n".join(rules))
+
+
+def plot_style(name: Any) -> dict[str, str]:
+    """matplotlib keyword arguments for a group's line or marker (colour, marker, line style)."""
+    style = group_style(name)
+    return {"color": style.colour, "marker": style.marker, "linestyle": style.linestyle}
+
+
+def yes_no(value: Any) -> str:
+    """True/False (also numpy and 'True'/'False' text) -> 'Yes'/'No'; anything else as text."""
+    text = str(value)
+    if text in {"True", "False"}:
+        return "Yes" if text == "True" else "No"
+    return "" if text in {"nan", "NaT", "None", "<NA>"} else text
+
+
+def html_environment(loader: jinja2.BaseLoader, autoescape: bool = True,
+                     filters: dict[str, Callable[..., Any]] | None = None,
+                     **options: Any) -> jinja2.Environment:
+    """A Jinja environment with evalkit's defaults and the shared group helpers."""
+    settings = {"trim_blocks": True, "lstrip_blocks": True, **options}
+    environment = jinja2.Environment(loader=loader, autoescape=autoescape,
+                                     undefined=jinja2.StrictUndefined, **settings)
+    add_group_helpers(environment)
+    environment.filters.update(filters or {})
+    return environment
+
+
+def package_environment(package: str, folder: str = "templates",
+                        filters: dict[str, Callable[..., Any]] | None = None) -> jinja2.Environment:
+    """The environment for a package's own HTML templates."""
+    return html_environment(jinja2.PackageLoader(package, folder), filters=filters)
+
+
+def add_group_helpers(environment: jinja2.Environment) -> jinja2.Environment:
+    """Give templates `group_css()`, `| group_tag`, `| slug` and `| yes_no`."""
+    environment.globals["group_css"] = group_css
+    environment.filters.update({"group_tag": group_tag, "slug": slug, "yes_no": yes_no})
+    return environment
+
+
+def figure_to_svg(figure: Figure, title: str) -> str:
+    """SVG markup of a figure with a <title> for screen readers; no XML prolog or metadata."""
+    import matplotlib
+
+    buffer = io.StringIO()
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "evalkit"}):
+        figure.savefig(buffer, format="svg", bbox_inches="tight",
+                       metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
+    text = buffer.getvalue()
+    text = text[text.index("<svg"):]
+    text = re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.S)
+    title_tag = f"<title>{escape(title)}</title>"
+    text = re.sub(r"(<svg[^>]*>)", lambda m: m.group(1) + title_tag, text, count=1)
+    return text.replace("<svg ", '<svg role="img" ', 1)
