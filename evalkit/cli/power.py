@@ -8,11 +8,18 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from evalkit.cli.common import console
+from evalkit.cli.common import console, progress_bar
 from evalkit.errors import InputError
 from evalkit.power.analytic import SHORT_NAMES, Assumptions
 from evalkit.power.design_inputs import load_design_inputs
-from evalkit.power.job import NumbersRequest, PowerReport, power_from_design, power_from_numbers
+from evalkit.power.job import (
+    NumbersRequest,
+    PowerReport,
+    SimulationRequest,
+    power_from_design,
+    power_from_numbers,
+    simulate_design,
+)
 from evalkit.power.report import write_power_outputs
 
 Opt = typer.Option
@@ -50,6 +57,13 @@ def power(
     effect: Annotated[float | None, Opt("--effect", help="Effect size for power.")] = None,
     solve_clusters: Annotated[bool, Opt("--solve-clusters", help="Solve for clusters needed "
                                         "at --effect (numbers only).")] = False,
+    simulate: Annotated[int, Opt("--simulate", help="Replicates to simulate the exact design "
+                                 "(--config only; 0 = none).")] = 0,
+    weighting: Annotated[str, Opt("--weighting", help="Simulated CR2 on staff (staff) or on "
+                                  "PDU means (cluster).")] = "staff",
+    workers: Annotated[int, Opt("--workers", help="Processes for the simulation.")] = 2,
+    seed: Annotated[int | None, Opt("--seed", help="Simulation seed (default: the design's).")
+                    ] = None,
     out: Annotated[Path, Opt("--out", help="Folder for power.json and power.html.")
                    ] = Path("outputs/power"),
 ) -> None:
@@ -58,6 +72,7 @@ def power(
     Example: evalkit power --clusters 20 --cluster-size 15 --icc 0.17
 
     Example: evalkit power --config configs/seeds2.toml --icc 0.05 --r2-cluster 0.3
+    --covariates 1 --simulate 1000
     """
     given = {"icc": icc, "r2_cluster": r2_cluster, "r2_individual": r2_individual,
              "covariates": covariates, "alpha": alpha, "power": target_power,
@@ -65,10 +80,19 @@ def power(
     if config is not None:
         design, _ = load_design_inputs(config, pdus, staff)
         assumptions = _assumptions(given, design.analysis, size_cv=0.0, contrasts=1)
-        report = power_from_design(config, assumptions, pdus, staff, effect)
+        if simulate:
+            if weighting not in ("staff", "cluster"):
+                raise InputError(f"--weighting {weighting!r}: allowed staff, cluster")
+            request = SimulationRequest(simulate, effect, weighting, workers, seed)  # type: ignore[arg-type]
+            with progress_bar("Simulating the design", simulate) as advance:
+                report = simulate_design(config, assumptions, request, pdus, staff, advance)
+        else:
+            report = power_from_design(config, assumptions, pdus, staff, effect)
     else:
         if clusters is None or cluster_size is None:
             raise InputError("give --clusters and --cluster-size (or --config DESIGN)")
+        if simulate:
+            raise InputError("--simulate needs --config DESIGN (it simulates the real design)")
         if unit not in ("pdu", "staff"):
             raise InputError(f"--unit {unit!r}: allowed pdu, staff", column="--unit")
         assumptions = _assumptions(given, None, size_cv=size_cv, contrasts=contrasts)
@@ -104,7 +128,7 @@ def print_power(report: PowerReport) -> None:
                                                               "model") else "right")
     for row in report.rows:
         if row["power"] is not None:
-            extra = f"{row['power']:.3f} at {row['effect']:g}"
+            extra = f"{row['power']:.3f} at {row['effect']:.3f}"
         else:
             extra = f"J = {row['clusters_needed']}" if row["clusters_needed"] else ""
         unit = "staff" if row["model"] == "bira2f1" else "PDUs"
@@ -115,8 +139,25 @@ def print_power(report: PowerReport) -> None:
                       f"{row['cluster_size']:.0f} ({row['size_cv']:.2f})", f"{row['df']:g}",
                       f"{row['multiplier']:.3f}", f"{row['mdes']:.3f}", extra)
     console.print(table)
+    if report.simulation:
+        console.print(simulation_table(report.simulation))
     for note in report.notes:
         console.print(f"note: {note}", highlight=False)
+
+
+def simulation_table(simulation: dict[str, Any]) -> Table:
+    """Simulated power (MC SE), Holm power, bias, coverage, type I error, analytic power."""
+    table = Table(title=f"Simulation: {simulation['replicates']} replicates at effect "
+                        f"{simulation['effect']:.3f}, {simulation['seconds']:.1f} s")
+    for column in ("contrast", "power (MC SE)", "Holm", "bias", "coverage", "type I (MC SE)",
+                   "analytic"):
+        table.add_column(column, justify="left" if column == "contrast" else "right")
+    for c in simulation["contrasts"]:
+        analytic = "" if c["analytic_power"] is None else f"{c['analytic_power']:.3f}"
+        table.add_row(c["contrast"], f"{c['power']:.3f} ({c['power_mc_se']:.3f})",
+                      f"{c['power_holm']:.3f}", f"{c['bias']:+.4f}", f"{c['coverage']:.3f}",
+                      f"{c['type_i_error']:.3f} ({c['type_i_mc_se']:.3f})", analytic)
+    return table
 
 
 COMMANDS = {"power": power}

@@ -82,7 +82,8 @@ def design_contrasts(design: TrialDesign, table: pd.DataFrame) -> list[DesignCon
     control = design.control_arm
     randomised = {arm.name for arm in design.randomised_arms}
     contrasts = []
-    for arm in [a.name for a in design.arms if a.name != control]:
+    present = [a.name for a in design.arms if a.name != control and table[a.name].sum() > 0]
+    for arm in present:
         is_random = arm in randomised
         cluster_model: Model = "bcra3f2" if design.trial.strata else "cra2"
         levels = [("pdu", cluster_model), ("staff", "bira2f1")]
