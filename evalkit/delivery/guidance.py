@@ -23,6 +23,7 @@ from evalkit.delivery.contamination import HIGH_SHARE, KINDS, ContaminationRepor
 from evalkit.delivery.instructions import group_windows
 from evalkit.errors import ConfigError, InputError
 from evalkit.io.files import read_table, write_csv, write_folder, write_text
+from evalkit.io.html import add_group_helpers
 from evalkit.register import NOT_IN_TRIAL, Register
 from evalkit.trial.design import TrialDesign
 
@@ -74,7 +75,7 @@ def _environment(override: Path | None, html: bool) -> jinja2.Environment:
                                      undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     environment.filters["inline"] = inline_html
     environment.filters["blocks"] = markdown_blocks
-    return environment
+    return add_group_helpers(environment)
 
 
 def template_name(design: TrialDesign, group: str, templates: GuidanceTemplates) -> str:
