@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import shutil
@@ -11,17 +10,26 @@ import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from evalkit.allocation.keys import normalise_lookup_code
 from evalkit.cli import app
-from evalkit.delivery.publish import hash_staff_id, normalise_staff_id, publish, render_page
+from evalkit.delivery.publish import (
+    CODES_FILE,
+    lookup_codes_for,
+    lookup_digest,
+    publish,
+    render_page,
+    stored_lookup_codes,
+)
 from evalkit.errors import CheckFailed
 from evalkit.register import Register
 
-SALT = "0123456789abcdef0123456789abcdef"
+FAST_ROUNDS = 10  # the national staff-level page in tests; the default is measured elsewhere
 
 
 class PageParser(HTMLParser):
@@ -86,10 +94,16 @@ def pdu_page(national_run) -> str:
 
 
 @pytest.fixture(scope="module")
-def staff_page(staff_level_run) -> str:
+def staff_codes(staff_level_run):
+    staff = Register.open(staff_level_run.directory).table("staff_allocation")
+    return lookup_codes_for(staff["staff_id"], iterations=FAST_ROUNDS)
+
+
+@pytest.fixture(scope="module")
+def staff_page(staff_level_run, staff_codes) -> str:
     register = Register.open(staff_level_run.directory)
     return render_page(register.design, register.table("allocation"),
-                       register.table("staff_allocation"), salt=SALT)
+                       register.table("staff_allocation"), staff_codes)
 
 
 def staff_index(html: str) -> dict:
@@ -168,14 +182,15 @@ def test_pdu_level_page_has_no_staff_lookup(pdu_page) -> None:
     assert 'id="staff-id"' not in pdu_page
 
 
-def test_staff_hashes_verify_in_python(staff_page, staff_level_run) -> None:
+def test_code_hashes_verify_in_python(staff_page, staff_codes, staff_level_run) -> None:
     index = staff_index(staff_page)
-    assert index["salt"] == SALT
+    assert (index["salt"], index["iterations"]) == (staff_codes.salt.hex(), FAST_ROUNDS)
     staff = staff_level_run.staff_allocation
     design = Register.open(staff_level_run.directory).design
     assert len(index["hashes"]) == len(staff)
+    codes = staff_codes.table.set_index("staff_id")["code"]
     for person in staff[staff["course"] != "none"].sample(25, random_state=1).itertuples():
-        digest = hashlib.sha256((SALT + person.staff_id).encode()).hexdigest()
+        digest = lookup_digest(codes[person.staff_id], staff_codes.salt, FAST_ROUNDS)
         group, course, start, end = index["outcomes"][index["hashes"][digest]]
         assert (group, course) == (person.group, person.course)
         window = next(c for c in design.courses if c.name == course).windows[group]
@@ -184,27 +199,50 @@ def test_staff_hashes_verify_in_python(staff_page, staff_level_run) -> None:
 
 def test_staff_index_holds_only_group_course_and_window(staff_page) -> None:
     index = staff_index(staff_page)
-    assert set(index) == {"salt", "outcomes", "hashes", "not_in_trial"}
+    assert set(index) == {"salt", "iterations", "bits", "outcomes", "hashes", "not_in_trial"}
     assert all(len(outcome) == 4 for outcome in index["outcomes"])
     assert len(index["outcomes"]) < 20  # shared outcomes, nothing person-specific
-    assert all(re.fullmatch(r"[0-9a-f]{64}", digest) for digest in index["hashes"])
+    assert all(re.fullmatch(r"[0-9a-f]{32}", digest) for digest in index["hashes"])
+    assert list(index["hashes"]) == sorted(index["hashes"])  # no trace of the roster's order
 
 
-def test_each_publish_draws_a_new_salt(staff_level_run) -> None:
-    register = Register.open(staff_level_run.directory)
-    args = (register.design, register.table("allocation"), register.table("staff_allocation"))
-    first, second = staff_index(render_page(*args)), staff_index(render_page(*args))
-    assert first["salt"] != second["salt"]
-    assert len(first["salt"]) >= 32
-    assert not set(first["hashes"]) & set(second["hashes"])
+def test_codes_are_distinct_well_formed_and_not_from_the_seed(staff_level_run, staff_codes):
+    staff_ids = staff_level_run.staff_allocation["staff_id"]
+    codes = staff_codes.table["code"]
+    assert codes.is_unique and len(codes) == len(staff_ids)
+    assert all(re.fullmatch(r"[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}", c) for c in codes)
+    again = lookup_codes_for(staff_ids, iterations=1)  # same run, same seed: other codes
+    assert not set(again.table["code"]) & set(codes)
+    assert again.salt != staff_codes.salt
 
 
-@given(st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
-               min_size=1, max_size=12), st.lists(st.sampled_from([" ", "\t"]), max_size=3))
-def test_typed_ids_hash_alike_whatever_the_case_or_spacing(staff_id, spaces) -> None:
-    typed = "".join(spaces) + staff_id.lower() + "".join(spaces)
-    assert normalise_staff_id(typed) == staff_id.upper()
-    assert hash_staff_id(SALT, typed) == hash_staff_id(SALT, staff_id)
+def test_republishing_keeps_codes_and_hashes_and_adds_new_staff(staff_codes) -> None:
+    ids = staff_codes.table["staff_id"]
+    more = lookup_codes_for(pd.concat([ids, pd.Series(["NEW1"])]), staff_codes, FAST_ROUNDS)
+    pd.testing.assert_frame_equal(more.table.iloc[:-1], staff_codes.table)
+    assert more.table.iloc[-1]["staff_id"] == "NEW1"
+    assert more.table.iloc[-1]["digest"] == lookup_digest(more.table.iloc[-1]["code"],
+                                                          staff_codes.salt, FAST_ROUNDS)
+    slower = lookup_codes_for(ids.head(3), lookup_codes_for(ids.head(3), None, 1), 2)
+    assert slower.table["digest"].tolist() == [lookup_digest(c, slower.salt, 2)
+                                               for c in slower.table["code"]]
+
+
+@given(st.text(alphabet="0123456789ABCDEFGHJKMNPQRSTVWXYZ", min_size=8, max_size=8),
+       st.lists(st.sampled_from([" ", "\t", "-"]), max_size=3))
+def test_typed_codes_hash_alike_whatever_the_case_or_spacing(code, spaces) -> None:
+    typed = "".join(spaces) + code[:4].lower() + "".join(spaces) + code[4:] + " "
+    assert normalise_lookup_code(typed) == code
+    salt = bytes(16)
+    assert lookup_digest(typed, salt, 1) == lookup_digest(code, salt, 1)
+
+
+@pytest.mark.parametrize(("typed", "normalised"), [
+    ("k7qx-29md", "K7QX29MD"), (" K7QX 29MD ", "K7QX29MD"), ("OIL0-0000", "01100000"),
+    ("K7QX-29M", None), ("K7QX-29MDX", None), ("K7QU-29MD", None), ("S123456", None), ("", None),
+])
+def test_code_normalisation(typed, normalised) -> None:
+    assert normalise_lookup_code(typed) == normalised
 
 
 def test_publish_writes_default_site_and_logs_event(fresh_run: Path) -> None:
@@ -224,6 +262,35 @@ def test_publish_without_register_fails_clearly(tmp_path: Path) -> None:
     with pytest.raises(CheckFailed, match="no register found"):
         publish(tmp_path)
     assert not (tmp_path / "site").exists()
+
+
+def test_staff_level_publish_stores_codes_and_writes_the_mail_merge(staff_level_run,
+                                                                   tmp_path) -> None:
+    folder = tmp_path / "run"
+    shutil.copytree(staff_level_run.directory, folder)
+    register = Register.open(folder)
+    small = register.table("staff_allocation").head(30)
+    register.replace_table("staff_allocation", small)
+    first = publish(folder, iterations=FAST_ROUNDS)
+    merge = pd.read_csv(folder / CODES_FILE, dtype=str, keep_default_na=False)
+    assert list(merge.columns) == ["staff_id", "name", "email", "code"]
+    assert merge["staff_id"].tolist() == small["staff_id"].tolist()
+    assert first.codes_file == folder / CODES_FILE and first.new_codes == 30
+    stored = stored_lookup_codes(register)
+    assert stored.iterations == FAST_ROUNDS
+    second = publish(folder)
+    assert second.new_codes == 0
+    pd.testing.assert_frame_equal(stored_lookup_codes(register).table, stored.table)
+    page = staff_index(second.path.read_text(encoding="utf-8"))
+    assert page["salt"] == stored.salt.hex()
+    assert set(page["hashes"]) == set(stored.table["digest"])
+
+
+def test_pdu_level_publish_writes_no_codes(fresh_run: Path) -> None:
+    result = publish(fresh_run)
+    assert result.codes_file is None
+    assert not (fresh_run / CODES_FILE).exists()
+    assert stored_lookup_codes(Register.open(fresh_run)) is None
 
 
 def test_cli_publish(fresh_run: Path, tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The published page in real headless Chromium (file://): tabs, search, staff ID look-up."""
+"""The published page in real headless Chromium (file://): tabs, search, lookup codes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 from webdriver import Browser, find_browser
 
-from evalkit.delivery.publish import publish
+from evalkit.delivery.publish import (
+    DEFAULT_ITERATIONS,
+    lookup_codes_for,
+    lookup_digest,
+    publish,
+    render_page,
+)
 from evalkit.register import Register
 
 pytestmark = pytest.mark.browser
@@ -44,9 +50,21 @@ def pdu_page(national_run, tmp_path_factory) -> Path:
     return _published(national_run, tmp_path_factory, "pdu_page")
 
 
+STAFF_ON_PAGE = 40  # hashing at the page's real rounds costs ~0.1 s per person
+
+
 @pytest.fixture(scope="module")
-def staff_page(staff_level_run, tmp_path_factory) -> Path:
-    return _published(staff_level_run, tmp_path_factory, "staff_page")
+def staff_page(staff_level_run, tmp_path_factory) -> dict:
+    """A staff-level page for a sample of staff, hashed at the real (default) rounds."""
+    register = Register.open(staff_level_run.directory)
+    staff = register.table("staff_allocation")
+    sample = staff[staff["course"] != "none"].sample(STAFF_ON_PAGE, random_state=3)
+    codes = lookup_codes_for(sample["staff_id"], iterations=DEFAULT_ITERATIONS)
+    path = tmp_path_factory.mktemp("staff_page") / "index.html"
+    path.write_text(render_page(register.design, register.table("allocation"), sample, codes),
+                    encoding="utf-8")
+    people = sample.merge(codes.table, on="staff_id")
+    return {"path": path, "people": people, "salt": codes.salt}
 
 
 def open_page(browser: Browser, page: Path) -> None:
@@ -130,43 +148,89 @@ def test_page_loads_nothing_from_the_network(browser, pdu_page) -> None:
     assert browser.execute("return performance.getEntriesByType('resource').length") == 0
 
 
-def _look_up(browser: Browser, staff_id: str) -> str:
-    field = browser.find("#staff-id")
+def _look_up(browser: Browser, code: str) -> str:
+    field = browser.find("#lookup-code")
     field.clear()
-    field.send_keys(staff_id)
+    field.send_keys(code)
     browser.execute("document.getElementById('staff-result').textContent = ''")
     browser.find("#staff-form button").click()
     return browser.wait_for("return document.getElementById('staff-result').textContent")
 
 
-def test_staff_id_finds_own_group_and_window(browser, staff_page, staff_level_run) -> None:
+def test_a_code_shows_its_own_group_and_window_quickly(browser, staff_page,
+                                                      staff_level_run) -> None:
     design = Register.open(staff_level_run.directory).design
-    staff = staff_level_run.staff_allocation
-    person = staff[staff["course"] == design.courses[1].name].iloc[7]
-    start, end = next(c for c in design.courses if c.name == person["course"]).windows[
-        person["group"]]
-    open_page(browser, staff_page)
-    text = _look_up(browser, f"  {person['staff_id'].lower()} ")
-    assert f"in the {person['group']} group for {person['course']}" in text
-    assert f"between {start.day} {start:%B %Y} and {end.day} {end:%B %Y}" in text
-    assert person["name"] not in text
+    open_page(browser, staff_page["path"])
+    timings = []
+    for person in staff_page["people"].head(3).itertuples():
+        course = next(c for c in design.courses if c.name == person.course)
+        start, end = course.windows[person.group]
+        typed = f"  {person.code.lower().replace('-', ' ')} "
+        text = _look_up(browser, typed)
+        assert f"Code {person.code}: you are in the {person.group} group for {person.course}" \
+            in text
+        assert f"between {start.day} {start:%B %Y} and {end.day} {end:%B %Y}" in text
+        assert person.name not in text and person.staff_id not in text
+        assert "result-found" in browser.find("#staff-result").attribute("class")
+        timings.append(browser.execute("return window.evalkitPage.timings.lastLookupMs"))
+    assert max(timings) < 500, timings  # one lookup at the page's real rounds
 
 
-def test_unknown_staff_id_says_so(browser, staff_page) -> None:
-    open_page(browser, staff_page)
-    text = _look_up(browser, "X999999")
-    assert "could not find staff ID X999999" in text
+@pytest.mark.parametrize("typed", ["ZZZZ-ZZZZ", "0000 0000"])
+def test_a_wrong_code_says_not_found(browser, staff_page, typed) -> None:
+    open_page(browser, staff_page["path"])
+    text = _look_up(browser, typed)
+    assert f"Code {typed.replace(' ', '-')} not found" in text
     assert "result-missing" in browser.find("#staff-result").attribute("class")
 
 
+@pytest.mark.parametrize("typed", ["S000123", "K7QX-29M", "K7QU-29MD"])
+def test_something_that_is_not_a_code_says_so(browser, staff_page, typed) -> None:
+    open_page(browser, staff_page["path"])
+    assert "is not a lookup code" in _look_up(browser, typed)
+
+
+@pytest.mark.parametrize("text", ["K7QX29MD", "", "Café ✓ naïve" * 10])
+def test_javascript_pbkdf2_matches_python(browser, staff_page, text) -> None:
+    if browser.execute("return !window.evalkitPage"):
+        open_page(browser, staff_page["path"])
+    salt = staff_page["salt"].hex()
+    expected = hashlib.pbkdf2_hmac("sha256", text.encode(), staff_page["salt"], 1000, 16).hex()
+    fallback = browser.execute(
+        "var p = window.evalkitPage; "
+        "return p.pbkdf2Fallback(p.utf8Bytes(arguments[0]), p.hexBytes(arguments[1]), 1000, 128)",
+        text, salt)
+    assert fallback == expected
+    web_crypto = browser.execute_async(
+        "window.evalkitPage.pbkdf2Hex(arguments[0], arguments[1], 1000, 128).then(arguments[2])",
+        text, salt)
+    assert web_crypto == expected
+    if text == "K7QX29MD":
+        assert expected == lookup_digest(text, staff_page["salt"], 1000)
+
+
 @pytest.mark.parametrize("text", ["", "abc", "a" * 55, "a" * 56, "b" * 64, "c" * 65,
-                                  "0123456789abcdefS000123", "Café ✓ naïve" * 20])
+                                  "Café ✓ naïve" * 20])
 def test_pure_javascript_sha256_matches_python(browser, staff_page, text) -> None:
     if browser.execute("return !window.evalkitPage"):
-        open_page(browser, staff_page)
+        open_page(browser, staff_page["path"])
     expected = hashlib.sha256(text.encode()).hexdigest()
     assert browser.execute("return window.evalkitPage.sha256Fallback(arguments[0])",
                            text) == expected
-    web_crypto = browser.execute_async(
-        "window.evalkitPage.sha256Hex(arguments[0]).then(arguments[1])", text)
-    assert web_crypto == expected
+
+
+def test_a_published_staff_page_works_end_to_end(browser, staff_level_run, tmp_path) -> None:
+    """publish() itself (register codes, mail-merge CSV, page) on a small staff table."""
+    import shutil
+
+    import pandas as pd
+
+    folder = tmp_path / "run"
+    shutil.copytree(staff_level_run.directory, folder)
+    register = Register.open(folder)
+    register.replace_table("staff_allocation", register.table("staff_allocation").head(12))
+    result = publish(folder, iterations=2000)
+    merge = pd.read_csv(result.codes_file, dtype=str)
+    person = register.table("staff_allocation").merge(merge, on="staff_id").iloc[5]
+    open_page(browser, result.path)
+    assert f"you are in the {person['group']} group" in _look_up(browser, person["code"])

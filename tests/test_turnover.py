@@ -323,7 +323,7 @@ def test_enrol_through_a_real_process(fresh_staff_run, tmp_path):
 def test_a_published_page_is_regenerated(fresh_staff_run, tmp_path):
     fresh_run = fresh_staff_run
     publish = pytest.importorskip("evalkit.delivery.publish")
-    page = publish.publish(fresh_run).path
+    page = publish.publish(fresh_run, iterations=1000).path
     pdu = Register.open(fresh_run).table("staff_allocation").iloc[0]["pdu_code"]
     path = write_starters(tmp_path / "new.csv", [starter("N1", pdu)])
     enrol(fresh_run, path)

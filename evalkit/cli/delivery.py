@@ -120,6 +120,9 @@ def publish_command(
     directory: Annotated[Path, typer.Argument(help="Output folder holding register.sqlite.")],
     out: Annotated[Path | None, typer.Option(
         "--out", help="Folder for index.html, or an .html file (default: DIR/site).")] = None,
+    iterations: Annotated[int | None, typer.Option(
+        "--iterations", min=1000, help="PBKDF2 rounds of the lookup-code hashes (staff-level "
+        "designs; default 200,000, or as last published).")] = None,
 ) -> None:
     """Write the offline page where staff look up their group.
 
@@ -127,10 +130,13 @@ def publish_command(
 
     Example: evalkit publish outputs/seeds2 --out outputs/seeds2/site
     """
-    result = publish(directory, out)
-    staff = f", {result.staff_entries} staff IDs (hashed)" if result.staff_entries else ""
+    result = publish(directory, out, iterations=iterations)
+    staff = f", {result.staff_entries} lookup codes (hashed)" if result.staff_entries else ""
     console.print(f"wrote {result.path} ({result.size_bytes / 1024:.0f} KiB; "
                   f"{result.pdus} PDUs{staff})")
+    if result.codes_file is not None:
+        console.print(f"each person's lookup code is in {result.codes_file} "
+                      f"({result.new_codes} new): mail-merge it to them; keep it private.")
 
 
 COMMANDS = {"lookup": lookup_command, "windows": windows, "guidance": guidance,

@@ -2,16 +2,21 @@
 
 The page needs no server and no network (inline CSS and JS), so it can live on a shared drive.
 It lists PDUs per course and region. For a staff-level design it also answers "which group am
-I in?" from salted SHA-256 hashes of staff IDs: no staff ID or name is ever written in it.
+I in?" for a personal lookup code (40 random bits, e.g. K7QX-29MD, mail-merged from
+`lookup_codes.csv`): the page holds only slow salted hashes (PBKDF2-SHA256) of the codes, and
+no staff ID, name or email.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import re
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -20,7 +25,9 @@ import jinja2
 import pandas as pd
 from markupsafe import Markup
 
-from evalkit.io.files import write_text
+from evalkit.allocation.keys import new_lookup_codes, normalise_lookup_code
+from evalkit.io.files import write_csv, write_text
+from evalkit.io.html import package_environment
 from evalkit.register import NOT_IN_TRIAL, Register
 from evalkit.trial.design import NO_COURSE, TrialDesign
 
@@ -28,6 +35,15 @@ DEFAULT_SITE = "site"
 PAGE_NAME = "index.html"
 TEMPLATE_PACKAGE = "evalkit.delivery"
 TEMPLATE_FOLDER = "templates/publish"
+CODES_TABLE = "lookup_codes"
+CODES_FILE = "lookup_codes.csv"
+HASH_META = "lookup_hash"
+DIGEST_BYTES = 16
+SALT_BYTES = 16
+# PBKDF2 rounds per lookup: 40 ms in headless Chromium here (under 0.5 s even on a machine ten
+# times slower); hashing a national staff-level roster (18,752 people) once costs about
+# 13 minutes on 2 cores. See README, "Lookup page".
+DEFAULT_ITERATIONS = 200_000
 
 
 @dataclass
@@ -38,16 +54,26 @@ class PublishResult:
     pdus: int
     staff_entries: int
     size_bytes: int
+    codes_file: Path | None = None
+    new_codes: int = 0
 
 
-def normalise_staff_id(staff_id: str) -> str:
-    """The form hashed on both sides: no whitespace, upper case ('ab 12 ' -> 'AB12')."""
-    return re.sub(r"\s+", "", str(staff_id)).upper()
+@dataclass
+class LookupCodes:
+    """Everyone's personal lookup code with its page hash, and that hash's parameters."""
+
+    salt: bytes
+    iterations: int
+    table: pd.DataFrame  # staff_id, code ('K7QX-29MD'), digest (hex PBKDF2)
 
 
-def hash_staff_id(salt: str, staff_id: str) -> str:
-    """Hex SHA-256 of salt + normalised ID (UTF-8): what the page's JavaScript recomputes."""
-    return hashlib.sha256((salt + normalise_staff_id(staff_id)).encode("utf-8")).hexdigest()
+def lookup_digest(code: str, salt: bytes, iterations: int) -> str:
+    """Hex PBKDF2-HMAC-SHA256 of the normalised code: what the page's WebCrypto recomputes."""
+    normalised = normalise_lookup_code(code)
+    if normalised is None:
+        raise ValueError(f"not a lookup code: {code!r}")
+    return hashlib.pbkdf2_hmac("sha256", normalised.encode("ascii"), salt, iterations,
+                               DIGEST_BYTES).hex()
 
 
 def output_file(directory: Path, out: Path | None) -> Path:
@@ -112,11 +138,36 @@ def _search_text(name: str, code: str) -> str:
     return re.sub(r"[^a-z0-9]+", " ", f"{name} {code}".lower()).strip()
 
 
-def staff_index(design: TrialDesign, staff: pd.DataFrame, salt: str) -> dict[str, Any]:
-    """Salted ID hashes -> index into distinct (group, course, window) outcomes; nothing else."""
+def hash_codes(codes: list[str], salt: bytes, iterations: int) -> list[str]:
+    """`lookup_digest` of many codes, on every core (hashlib releases the GIL)."""
+    digest = partial(lookup_digest, salt=salt, iterations=iterations)
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        return list(pool.map(digest, codes, chunksize=16))
+
+
+def lookup_codes_for(staff_ids: pd.Series, previous: LookupCodes | None = None,
+                     iterations: int = DEFAULT_ITERATIONS) -> LookupCodes:
+    """Keep everyone's code (and hash, unless the rounds changed); fresh codes for the rest."""
+    salt = previous.salt if previous else secrets.token_bytes(SALT_BYTES)
+    table = previous.table if previous else pd.DataFrame(columns=["staff_id", "code", "digest"])
+    known = set(table["staff_id"])
+    new_ids = [staff_id for staff_id in dict.fromkeys(staff_ids) if staff_id not in known]
+    taken = {normalise_lookup_code(code) for code in table["code"]}
+    fresh = pd.DataFrame({"staff_id": new_ids, "code": new_lookup_codes(len(new_ids), taken),
+                          "digest": ""})
+    table = pd.concat([table, fresh], ignore_index=True).astype(str)
+    stale = (table["digest"] == "") if previous and previous.iterations == iterations \
+        else pd.Series(True, index=table.index)
+    table.loc[stale, "digest"] = hash_codes(list(table.loc[stale, "code"]), salt, iterations)
+    return LookupCodes(salt, iterations, table.reset_index(drop=True))
+
+
+def staff_index(design: TrialDesign, staff: pd.DataFrame, codes: LookupCodes) -> dict[str, Any]:
+    """Code hashes -> index into distinct (group, course, window) outcomes; nothing else."""
     outcomes: list[list[str]] = []
     positions: dict[tuple[str, ...], int] = {}
     hashes: dict[str, int] = {}
+    digests = codes.table.set_index("staff_id")["digest"]
     for staff_id, group, course in zip(staff["staff_id"], staff["group"], staff["course"],
                                        strict=True):
         course_name = "" if course == NO_COURSE else course
@@ -126,9 +177,10 @@ def staff_index(design: TrialDesign, staff: pd.DataFrame, salt: str) -> dict[str
         if outcome not in positions:
             positions[outcome] = len(outcomes)
             outcomes.append(list(outcome))
-        hashes[hash_staff_id(salt, staff_id)] = positions[outcome]
-    return {"salt": salt, "outcomes": outcomes, "hashes": hashes,
-            "not_in_trial": NOT_IN_TRIAL}
+        hashes[digests[staff_id]] = positions[outcome]
+    return {"salt": codes.salt.hex(), "iterations": codes.iterations,
+            "bits": 8 * DIGEST_BYTES, "outcomes": outcomes,
+            "hashes": dict(sorted(hashes.items())), "not_in_trial": NOT_IN_TRIAL}
 
 
 def group_descriptions(design: TrialDesign) -> list[dict[str, str]]:
@@ -151,11 +203,7 @@ def _slug(text: str) -> str:
 
 
 def _environment() -> jinja2.Environment:
-    environment = jinja2.Environment(
-        loader=jinja2.PackageLoader(TEMPLATE_PACKAGE, TEMPLATE_FOLDER),
-        autoescape=True, trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
-    environment.filters["slug"] = _slug
-    return environment
+    return package_environment(TEMPLATE_PACKAGE, TEMPLATE_FOLDER)
 
 
 def _asset(name: str) -> Markup:
@@ -165,11 +213,13 @@ def _asset(name: str) -> Markup:
 
 
 def render_page(design: TrialDesign, allocation: pd.DataFrame, staff: pd.DataFrame,
-                salt: str | None = None, published_at: str | None = None) -> str:
-    """The whole page as one HTML string (a fresh random salt unless one is given)."""
+                codes: LookupCodes | None = None, published_at: str | None = None) -> str:
+    """The whole page as one HTML string (staff-level designs need everyone's lookup code)."""
     staff_level = design.trial.unit == "staff"
+    if staff_level and codes is None:
+        raise ValueError("a staff-level page needs the staff's lookup codes")
     pdus = pdu_groups(design, allocation, staff)
-    index = staff_index(design, staff, salt or secrets.token_hex(16)) if staff_level else None
+    index = staff_index(design, staff, codes) if staff_level else None
     return _environment().get_template("page.html.j2").render(
         trial=design.trial.name, staff_level=staff_level, groups=group_descriptions(design),
         courses=course_sections(design, pdus), pdu_count=len(pdus), staff_index=index,
@@ -178,16 +228,51 @@ def render_page(design: TrialDesign, allocation: pd.DataFrame, staff: pd.DataFra
         css=_asset("page.css"), script=_asset("page.js"))
 
 
-def publish(directory: Path, out: Path | None = None) -> PublishResult:
-    """Write the lookup page for the allocation in `directory` and log a `published` event."""
+def stored_lookup_codes(register: Register) -> LookupCodes | None:
+    """The codes and hash parameters kept in the register, if any were made."""
+    parameters = register.meta(HASH_META)
+    if parameters is None or not register.has_table(CODES_TABLE):
+        return None
+    table = register.table(CODES_TABLE).fillna("").astype(str)
+    return LookupCodes(bytes.fromhex(parameters["salt"]), int(parameters["iterations"]), table)
+
+
+def _store_lookup_codes(register: Register, codes: LookupCodes) -> None:
+    register.replace_table(CODES_TABLE, codes.table)
+    register.set_meta(HASH_META, {"algorithm": "PBKDF2-HMAC-SHA256", "salt": codes.salt.hex(),
+                                  "iterations": codes.iterations, "bytes": DIGEST_BYTES})
+
+
+def mail_merge_codes(staff: pd.DataFrame, codes: LookupCodes) -> pd.DataFrame:
+    """lookup_codes.csv: staff_id, name, email and code, for mail-merging to each person."""
+    merged = staff[["staff_id", "name", "email"]].merge(codes.table[["staff_id", "code"]],
+                                                        on="staff_id", how="left")
+    return merged.fillna("")
+
+
+def publish(directory: Path, out: Path | None = None,
+            iterations: int | None = None) -> PublishResult:
+    """Write the lookup page for the allocation in `directory` and log a `published` event.
+
+    Staff-level designs: everyone gets a lookup code once (kept in the register, written to
+    DIR/lookup_codes.csv for the mail merge); `iterations` defaults to the stored rounds.
+    """
     register = Register.open(directory)
     design = register.design
     staff = register.table("staff_allocation")
-    html = render_page(design, register.table("allocation"), staff)
+    codes, codes_file, new_codes = None, None, 0
+    if design.trial.unit == "staff":
+        previous = stored_lookup_codes(register)
+        rounds = iterations or (previous.iterations if previous else DEFAULT_ITERATIONS)
+        codes = lookup_codes_for(staff["staff_id"], previous, rounds)
+        new_codes = len(codes.table) - (len(previous.table) if previous else 0)
+        _store_lookup_codes(register, codes)
+        codes_file = write_csv(Path(directory) / CODES_FILE, mail_merge_codes(staff, codes))
+    html = render_page(design, register.table("allocation"), staff, codes)
     target = write_text(output_file(directory, out), html)
     entries = len(staff) if design.trial.unit == "staff" else 0
     pdus = len(pdu_groups(design, register.table("allocation"), staff))
     register.append_event("published", detail={"path": str(target.resolve()), "pdus": pdus,
                                                "staff_entries": entries,
                                                "unit": design.trial.unit})
-    return PublishResult(target, pdus, entries, target.stat().st_size)
+    return PublishResult(target, pdus, entries, target.stat().st_size, codes_file, new_codes)

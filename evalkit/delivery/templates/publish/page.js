@@ -1,4 +1,4 @@
-/* Tabs (WAI-ARIA tabs pattern), PDU search and the staff ID look-up. No network use. */
+/* Tabs (WAI-ARIA tabs pattern), PDU search and the lookup-code check. No network use. */
 (function () {
   "use strict";
   document.documentElement.classList.add("js");
@@ -31,53 +31,128 @@
 
   function rotr(x, n) { return (x >>> n) | (x << (32 - n)); }
 
-  function sha256Fallback(text) {
-    var bytes = utf8Bytes(text);
+  var IV = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+            0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
+
+  /* One SHA-256 compression: `state` (8 words) updated by the 16 words at w[0..15]. */
+  function compress(state, w) {
+    for (var i = 16; i < 64; i++) {
+      var s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >>> 3);
+      var s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >>> 10);
+      w[i] = (w[i - 16] + s0 + w[i - 7] + s1) >>> 0;
+    }
+    var a = state[0], b = state[1], c = state[2], d = state[3];
+    var e = state[4], f = state[5], g = state[6], k = state[7];
+    for (i = 0; i < 64; i++) {
+      var t1 = (k + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) +
+                K[i] + w[i]) >>> 0;
+      var t2 = ((rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c))) >>> 0;
+      k = g; g = f; f = e; e = (d + t1) >>> 0; d = c; c = b; b = a; a = (t1 + t2) >>> 0;
+    }
+    return [(state[0] + a) >>> 0, (state[1] + b) >>> 0, (state[2] + c) >>> 0,
+            (state[3] + d) >>> 0, (state[4] + e) >>> 0, (state[5] + f) >>> 0,
+            (state[6] + g) >>> 0, (state[7] + k) >>> 0];
+  }
+
+  /* SHA-256 state after `bytes`, continuing from `state` that has already hashed `before`
+     bytes (a multiple of 64), with the final padding. */
+  function finish(state, bytes, before) {
     var length = Math.ceil((bytes.length + 9) / 64) * 64;
     var data = new Uint8Array(length);
     data.set(bytes);
     data[bytes.length] = 0x80;
     var view = new DataView(data.buffer);
-    var bits = bytes.length * 8;
+    var bits = (before + bytes.length) * 8;
     view.setUint32(length - 8, Math.floor(bits / 0x100000000));
     view.setUint32(length - 4, bits >>> 0);
-    var h = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-             0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
     var w = new Uint32Array(64);
     for (var offset = 0; offset < length; offset += 64) {
       for (var i = 0; i < 16; i++) w[i] = view.getUint32(offset + 4 * i);
-      for (i = 16; i < 64; i++) {
-        var s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >>> 3);
-        var s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >>> 10);
-        w[i] = (w[i - 16] + s0 + w[i - 7] + s1) >>> 0;
-      }
-      var a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], k = h[7];
-      for (i = 0; i < 64; i++) {
-        var t1 = (k + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) +
-                  K[i] + w[i]) >>> 0;
-        var t2 = ((rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c))) >>> 0;
-        k = g; g = f; f = e; e = (d + t1) >>> 0; d = c; c = b; b = a; a = (t1 + t2) >>> 0;
-      }
-      h = [h[0] + a, h[1] + b, h[2] + c, h[3] + d, h[4] + e, h[5] + f, h[6] + g, h[7] + k]
-        .map(function (x) { return x >>> 0; });
+      state = compress(state, w);
     }
-    var digest = new Uint8Array(32);
-    var out = new DataView(digest.buffer);
-    for (i = 0; i < 8; i++) out.setUint32(4 * i, h[i]);
-    return toHex(digest);
+    return state;
   }
 
-  function sha256Hex(text) {
+  function wordsToBytes(words) {
+    var bytes = new Uint8Array(4 * words.length);
+    var view = new DataView(bytes.buffer);
+    for (var i = 0; i < words.length; i++) view.setUint32(4 * i, words[i]);
+    return bytes;
+  }
+
+  function sha256Fallback(text) { return toHex(wordsToBytes(finish(IV, utf8Bytes(text), 0))); }
+
+  function hexBytes(hex) {
+    var bytes = new Uint8Array(hex.length / 2);
+    for (var i = 0; i < bytes.length; i++) bytes[i] = parseInt(hex.substr(2 * i, 2), 16);
+    return bytes;
+  }
+
+  /* PBKDF2-HMAC-SHA256 in plain JavaScript, for browsers without Web Crypto: two
+     compressions per round, the HMAC pads hashed once. */
+  function pbkdf2Fallback(password, salt, iterations, bits) {
+    if (password.length > 64) password = wordsToBytes(finish(IV, password, 0));
+    var pads = [0x36, 0x5c].map(function (pad) {
+      var block = new Uint8Array(64);
+      var w = new Uint32Array(64);
+      for (var i = 0; i < 64; i++) block[i] = (password[i] || 0) ^ pad;
+      var view = new DataView(block.buffer);
+      for (i = 0; i < 16; i++) w[i] = view.getUint32(4 * i);
+      return compress(IV, w);
+    });
+    var out = [];
+    var w = new Uint32Array(64);
+    for (var index = 1; out.length * 32 < bits / 8; index++) {
+      var first = new Uint8Array(salt.length + 4);
+      first.set(salt);
+      new DataView(first.buffer).setUint32(salt.length, index);
+      var u = finish(pads[1], wordsToBytes(finish(pads[0], first, 64)), 64);
+      var t = u.slice();
+      for (var round = 1; round < iterations; round++) {
+        for (var j = 0; j < 8; j++) w[j] = u[j];
+        w[8] = 0x80000000; w[9] = w[10] = w[11] = w[12] = w[13] = w[14] = 0; w[15] = 768;
+        var inner = compress(pads[0], w);
+        for (j = 0; j < 8; j++) w[j] = inner[j];
+        w[8] = 0x80000000; w[9] = w[10] = w[11] = w[12] = w[13] = w[14] = 0; w[15] = 768;
+        u = compress(pads[1], w);
+        for (j = 0; j < 8; j++) t[j] = (t[j] ^ u[j]) >>> 0;
+      }
+      out.push(wordsToBytes(t));
+    }
+    var joined = new Uint8Array(out.length * 32);
+    out.forEach(function (part, i) { joined.set(part, 32 * i); });
+    return toHex(joined.slice(0, bits / 8));
+  }
+
+  function webCrypto() {
     var subtle = window.crypto && window.crypto.subtle;
-    if (!subtle || window.isSecureContext === false) {
-      return Promise.resolve(sha256Fallback(text));
-    }
-    return subtle.digest("SHA-256", utf8Bytes(text))
-      .then(function (buffer) { return toHex(new Uint8Array(buffer)); })
-      .catch(function () { return sha256Fallback(text); });
+    return subtle && window.isSecureContext !== false ? subtle : null;
   }
 
-  function normaliseStaffId(text) { return String(text).replace(/\s+/g, "").toUpperCase(); }
+  /* Hex PBKDF2-HMAC-SHA256 of `text`: Web Crypto's deriveBits where it exists. */
+  function pbkdf2Hex(text, saltHex, iterations, bits) {
+    var password = utf8Bytes(text), salt = hexBytes(saltHex);
+    var fallback = function () { return pbkdf2Fallback(password, salt, iterations, bits); };
+    var subtle = webCrypto();
+    if (!subtle) return Promise.resolve().then(fallback);
+    return subtle.importKey("raw", password, "PBKDF2", false, ["deriveBits"])
+      .then(function (key) {
+        return subtle.deriveBits({ name: "PBKDF2", hash: "SHA-256", salt: salt,
+                                   iterations: iterations }, key, bits);
+      })
+      .then(function (buffer) { return toHex(new Uint8Array(buffer)); })
+      .catch(fallback);
+  }
+
+  /* A typed lookup code in the hashed form: no spaces or dashes, upper case, O->0, I/L->1;
+     null unless 8 Crockford base-32 characters. */
+  function normaliseCode(text) {
+    var code = String(text).replace(/[\s\-_.]+/g, "").toUpperCase()
+      .replace(/O/g, "0").replace(/[IL]/g, "1");
+    return /^[0-9A-HJKMNP-TV-Z]{8}$/.test(code) ? code : null;
+  }
+
+  function formatCode(code) { return code.slice(0, 4) + "-" + code.slice(4); }
 
   /* ---- Tabs: click or arrow keys select (automatic activation); Home/End jump. ---- */
   var tablist = document.getElementById("course-tabs");
@@ -156,46 +231,67 @@
     search.addEventListener(name, filterPdus);
   });
 
-  /* ---- Staff ID look-up (staff-level designs): salted hashes only, never plain IDs. ---- */
+  /* ---- Lookup codes (staff-level designs): slow salted hashes only, never staff IDs. ---- */
   var indexElement = document.getElementById("staff-index");
   var form = document.getElementById("staff-form");
   var staffIndex = indexElement ? JSON.parse(indexElement.textContent) : null;
+  var timings = { lastLookupMs: null };
 
-  function describe(staffId, outcome) {
+  function describe(code, outcome) {
     var group = outcome[0], course = outcome[1], start = outcome[2], end = outcome[3];
+    var who = "Code " + code + ": ";
     if (group === staffIndex.not_in_trial) {
-      return "Staff ID " + staffId + " is not part of the evaluation, so no booking window " +
-        "applies to you.";
+      return who + "you are not part of the evaluation, so no booking window applies to you.";
     }
     if (!course) {
-      return "Staff ID " + staffId + ": you are in the " + group + " group. There is no SEEDS2 " +
-        "course for your grade in this evaluation.";
+      return who + "you are in the " + group + " group. There is no SEEDS2 course for your " +
+        "grade in this evaluation.";
     }
-    var text = "Staff ID " + staffId + ": you are in the " + group + " group for " + course + ".";
+    var text = who + "you are in the " + group + " group for " + course + ".";
     return text + (start ? " Book your place on myLearning between " + start + " and " + end +
       "." : " No booking window has been set for your group yet.");
+  }
+
+  function show(result, found, text) {
+    result.className = "result " + (found ? "result-found" : "result-missing");
+    result.textContent = text;
   }
 
   function lookUp(event) {
     event.preventDefault();
     var result = document.getElementById("staff-result");
-    var staffId = normaliseStaffId(document.getElementById("staff-id").value);
-    if (!staffId) {
-      result.className = "result result-missing";
-      result.textContent = "Enter your staff ID first.";
+    var typed = document.getElementById("lookup-code").value;
+    var code = normaliseCode(typed);
+    if (!typed.trim()) {
+      show(result, false, "Enter your lookup code first.");
       return Promise.resolve();
     }
-    return sha256Hex(staffIndex.salt + staffId).then(function (digest) {
-      var position = staffIndex.hashes[digest];
-      var found = position !== undefined;
-      result.className = "result " + (found ? "result-found" : "result-missing");
-      result.textContent = found ? describe(staffId, staffIndex.outcomes[position]) :
-        "We could not find staff ID " + staffId + ". Check it and try again; if it is right, " +
-        "ask your line manager or the evaluation team.";
-    });
+    if (!code) {
+      show(result, false, "\u201c" + typed.trim() + "\u201d is not a lookup code: a code has " +
+        "8 letters and digits, like K7QX-29MD. Check the email from the evaluation team.");
+      return Promise.resolve();
+    }
+    var button = form.querySelector("button");
+    var started = Date.now();
+    button.disabled = true;
+    form.setAttribute("aria-busy", "true");
+    return pbkdf2Hex(code, staffIndex.salt, staffIndex.iterations, staffIndex.bits)
+      .then(function (digest) {
+        timings.lastLookupMs = Date.now() - started;
+        var position = staffIndex.hashes[digest];
+        show(result, position !== undefined, position !== undefined ?
+          describe(formatCode(code), staffIndex.outcomes[position]) :
+          "Code " + formatCode(code) + " not found. Check it against the email from the " +
+          "evaluation team and try again; if it is right, ask the evaluation team.");
+      })
+      .then(function () {
+        button.disabled = false;
+        form.removeAttribute("aria-busy");
+      });
   }
   if (form && staffIndex) form.addEventListener("submit", lookUp);
 
-  window.evalkitPage = { sha256Fallback: sha256Fallback, sha256Hex: sha256Hex,
-                         normaliseStaffId: normaliseStaffId };
+  window.evalkitPage = { sha256Fallback: sha256Fallback, pbkdf2Hex: pbkdf2Hex,
+                         pbkdf2Fallback: pbkdf2Fallback, hexBytes: hexBytes,
+                         utf8Bytes: utf8Bytes, normaliseCode: normaliseCode, timings: timings };
 }());
