@@ -72,16 +72,41 @@ def excel_safe(value: object) -> object:
 
 
 def excel_safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """Escape every text cell of a frame for CSV output (vectorised per column)."""
-    safe = frame.copy()
-    for column in safe.columns:
-        values = safe[column]
+    """Escape every text cell of a frame for CSV output (vectorised per column).
+
+    A text column is scanned as one joined string first (C speed); only a column where some
+    cell may start like a formula is checked cell by cell. The frame is copied only then.
+    """
+    escaped: dict[object, pd.Series] = {}
+    for column in frame.columns:
+        values = frame[column]
         if values.dtype == object or pd.api.types.is_string_dtype(values):
-            risky = np.array([type(v) is str and v[:1] in _FORMULA_STARTS
-                              for v in values.tolist()], dtype=bool)
-            if risky.any():
-                safe[column] = values.where(~risky, "'" + values.astype("string"))
+            cells = values.tolist()
+            if not _may_start_formula(cells):
+                continue
+            risky = [i for i, v in enumerate(cells) if type(v) is str and v[:1] in _FORMULA_STARTS]
+            if risky:
+                safe_cells = np.array(cells, dtype=object)
+                safe_cells[risky] = ["'" + cells[i] for i in risky]
+                escaped[column] = pd.Series(safe_cells, index=values.index, name=column)
+    if not escaped:
+        return frame
+    safe = frame.copy()
+    for column, values in escaped.items():
+        safe[column] = values
     return safe
+
+
+def _may_start_formula(cells: list[object]) -> bool:
+    """False only when no cell can start with a formula prefix (all text, none at a line start)."""
+    if not cells:
+        return False
+    try:
+        text = "\n".join(cells)
+    except TypeError:   # not all text (NaN, numbers): let the per-cell check decide
+        return True
+    return text.startswith(FORMULA_PREFIXES) or any(
+        "\n" + prefix in text for prefix in FORMULA_PREFIXES)
 
 
 def _current_umask() -> int:
