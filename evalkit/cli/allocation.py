@@ -14,6 +14,9 @@ from evalkit.cli.common import console, progress_bar
 
 PdusOption = Annotated[Path | None, typer.Option("--pdus", help="PDU roster (CSV or XLSX).")]
 StaffOption = Annotated[Path | None, typer.Option("--staff", help="Staff roster (CSV or XLSX).")]
+KeyFileOption = Annotated[Path | None, typer.Option(
+    "--key-file", help="Staff-level designs: the secret joiner key, kept OUTSIDE the run folder "
+    "(assign creates it if absent).")]
 
 
 def assign(
@@ -21,14 +24,34 @@ def assign(
     pdus: PdusOption = None,
     staff: StaffOption = None,
     out: Annotated[Path | None, typer.Option("--out", help="Output folder.")] = None,
+    key_file: KeyFileOption = None,
 ) -> None:
     """Allocate units to groups, seal the register, write the exports.
 
     Example: evalkit assign configs/seeds2.toml --out outputs/seeds2
     """
     with progress_bar("Drawing allocations", None) as advance:
-        result = run_assign(config, out=out, pdus=pdus, staff=staff, on_progress=advance)
+        result = run_assign(config, out=out, pdus=pdus, staff=staff, on_progress=advance,
+                            key_file=key_file)
     print_assign_summary(result)
+    if result.key_file is not None:
+        print_key_instructions(result.key_file, result.key_created)
+    from evalkit.power.randomisation import record_randomisation_power  # scipy: not for --help
+
+    power_files = record_randomisation_power(result.directory, config, pdus, staff)
+    if power_files:  # the design has [analysis.power]: MDES of the allocation drawn
+        console.print(f"MDES at randomisation: {power_files['json']}")
+
+
+def print_key_instructions(key_file: Path, created: bool) -> None:
+    """Where the joiner key is, and where it must (not) be kept."""
+    verb = "created" if created else "used"
+    console.print(
+        f"[bold]Joiner key {verb}: {key_file}[/] (readable by you only).\n"
+        "  It conceals which group each future joiner gets. Keep it OUTSIDE the run folder and\n"
+        "  off the shared drive (e.g. your personal drive or a password manager), with a backup\n"
+        "  copy: `evalkit enrol` and `evalkit verify` need --key-file; without it no joiner can\n"
+        "  be enrolled, and anyone who holds it can predict future joiners' groups.")
 
 
 def print_assign_summary(result: AssignResult) -> None:

@@ -3,70 +3,69 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from evalkit.cli.common import console, progress_bar
 from evalkit.errors import InputError
-from evalkit.power.analytic import SHORT_NAMES, Assumptions
-from evalkit.power.design_inputs import load_design_inputs
-from evalkit.power.job import (
-    NumbersRequest,
-    PowerReport,
-    SimulationRequest,
-    power_from_design,
-    power_from_numbers,
-    simulate_design,
-)
-from evalkit.power.report import write_power_outputs
 
-Opt = typer.Option
+if TYPE_CHECKING:
+    from evalkit.power.analytic import Assumptions
+    from evalkit.power.job import PowerReport
 
 
-def power(
-    config: Annotated[Path | None, Opt("--config", help="Trial design TOML: use its real PDUs, "
-                                       "strata, fixed units and [analysis.power].")] = None,
-    pdus: Annotated[Path | None, Opt("--pdus", help="PDU roster (CSV or XLSX).")] = None,
-    staff: Annotated[Path | None, Opt("--staff", help="Staff roster (CSV or XLSX).")] = None,
-    clusters: Annotated[float | None, Opt("--clusters", help="Clusters J: per block when "
-                                          "--blocks is given (as PowerUp!), else in total.")
-                        ] = None,
-    cluster_size: Annotated[float | None, Opt("--cluster-size", help="Staff per cluster n.")
-                            ] = None,
-    blocks: Annotated[int | None, Opt("--blocks", help="Blocks (strata) K.")] = None,
-    treated_share: Annotated[float, Opt("--treated-share", help="Share treated P.")] = 0.5,
-    unit: Annotated[str, Opt("--unit", help="pdu or staff: what is randomised.")] = "pdu",
-    icc: Annotated[float | None, Opt("--icc", help="Intra-cluster correlation, in [0, 1).")
-                   ] = None,
-    r2_cluster: Annotated[float | None, Opt("--r2-cluster", help="R² of cluster covariates.")
-                          ] = None,
-    r2_individual: Annotated[float | None, Opt("--r2-individual", help="R² of staff covariates.")
-                             ] = None,
-    covariates: Annotated[int | None, Opt("--covariates", help="Cluster covariates g.")] = None,
-    alpha: Annotated[float | None, Opt("--alpha", help="Two-sided alpha.")] = None,
-    target_power: Annotated[float | None, Opt("--power", help="Target power.")] = None,
-    size_cv: Annotated[float, Opt("--size-cv", help="CV of cluster sizes (numbers only; "
-                                  "--config measures it).")] = 0.0,
-    size_method: Annotated[str | None, Opt("--size-method", help="eldridge or van_breukelen.")
-                           ] = None,
-    attrition: Annotated[float | None, Opt("--attrition", help="Share of staff lost.")] = None,
-    contrasts: Annotated[int, Opt("--contrasts", help="Contrasts tested (numbers only).")] = 1,
-    adjust: Annotated[str | None, Opt("--adjust", help="none, bonferroni or holm.")] = None,
-    effect: Annotated[float | None, Opt("--effect", help="Effect size for power.")] = None,
-    solve_clusters: Annotated[bool, Opt("--solve-clusters", help="Solve for clusters needed "
-                                        "at --effect (numbers only).")] = False,
-    simulate: Annotated[int, Opt("--simulate", help="Replicates to simulate the exact design "
-                                 "(--config only; 0 = none).")] = 0,
-    weighting: Annotated[str, Opt("--weighting", help="Simulated CR2 on staff (staff) or on "
-                                  "PDU means (cluster).")] = "staff",
-    workers: Annotated[int, Opt("--workers", help="Processes for the simulation.")] = 2,
-    seed: Annotated[int | None, Opt("--seed", help="Simulation seed (default: the design's).")
-                    ] = None,
-    out: Annotated[Path, Opt("--out", help="Folder for power.json and power.html.")
-                   ] = Path("outputs/power"),
-) -> None:
+def _opt(flag: str, text: str, kind: type = float) -> Any:
+    """An optional typed option with its help text."""
+    return Annotated[kind | None, typer.Option(flag, help=text)]
+
+
+ConfigOpt = _opt("--config", "Trial design TOML: its real PDUs, strata, fixed units and "
+                 "[analysis.power].", Path)
+PdusOpt = _opt("--pdus", "PDU roster (CSV or XLSX).", Path)
+StaffOpt = _opt("--staff", "Staff roster (CSV or XLSX).", Path)
+ClustersOpt = _opt("--clusters", "Clusters J: per block when --blocks is given (as PowerUp!), "
+                   "else in total.")
+SizeOpt = _opt("--cluster-size", "Staff per cluster n.")
+BlocksOpt = _opt("--blocks", "Blocks (strata) K.", int)
+ShareOpt = Annotated[float, typer.Option("--treated-share", help="Share treated P.")]
+UnitOpt = Annotated[str, typer.Option("--unit", help="pdu or staff: what is randomised.")]
+IccOpt = _opt("--icc", "Intra-cluster correlation, in [0, 1).")
+R2ClusterOpt = _opt("--r2-cluster", "R² of cluster covariates, in [0, 1).")
+R2StaffOpt = _opt("--r2-individual", "R² of staff covariates, in [0, 1).")
+CovariatesOpt = _opt("--covariates", "Cluster covariates g.", int)
+AlphaOpt = _opt("--alpha", "Two-sided alpha (default 0.05 or the design's).")
+PowerOpt = _opt("--power", "Target power (default 0.8).")
+CvOpt = Annotated[float, typer.Option("--size-cv", help="CV of cluster sizes (numbers only; "
+                                      "--config measures it).")]
+SizeMethodOpt = _opt("--size-method", "eldridge or van_breukelen.", str)
+AttritionOpt = _opt("--attrition", "Share of staff lost, in [0, 1).")
+ContrastsOpt = Annotated[int, typer.Option("--contrasts", help="Contrasts (numbers only).")]
+AdjustOpt = _opt("--adjust", "none, bonferroni or holm.", str)
+EffectOpt = _opt("--effect", "Effect size (SDs): power at it; the simulated effect.")
+SolveOpt = Annotated[bool, typer.Option("--solve-clusters", help="Clusters needed at --effect "
+                                        "(numbers only).")]
+SimulateOpt = Annotated[int, typer.Option("--simulate", help="Replicates simulating the exact "
+                                          "design (--config; 0 = none).")]
+WeightingOpt = Annotated[str, typer.Option("--weighting", help="Simulated CR2 on staff (staff) "
+                                           "or on PDU means (cluster).")]
+WorkersOpt = Annotated[int, typer.Option("--workers", help="Processes for the simulation.")]
+SeedOpt = _opt("--seed", "Simulation seed (default: the design's).", int)
+OutOpt = Annotated[Path, typer.Option("--out", help="Folder for power.json and power.html.")]
+
+
+def power(config: ConfigOpt = None, pdus: PdusOpt = None, staff: StaffOpt = None,
+          clusters: ClustersOpt = None, cluster_size: SizeOpt = None, blocks: BlocksOpt = None,
+          treated_share: ShareOpt = 0.5, unit: UnitOpt = "pdu", icc: IccOpt = None,
+          r2_cluster: R2ClusterOpt = None, r2_individual: R2StaffOpt = None,
+          covariates: CovariatesOpt = None, alpha: AlphaOpt = None,
+          target_power: PowerOpt = None, size_cv: CvOpt = 0.0,
+          size_method: SizeMethodOpt = None, attrition: AttritionOpt = None,
+          contrasts: ContrastsOpt = 1, adjust: AdjustOpt = None, effect: EffectOpt = None,
+          solve_clusters: SolveOpt = False, simulate: SimulateOpt = 0,
+          weighting: WeightingOpt = "staff", workers: WorkersOpt = 2, seed: SeedOpt = None,
+          out: OutOpt = Path("outputs/power")) -> None:
     """Power, MDES or clusters needed, from numbers or the design.
 
     Example: evalkit power --clusters 20 --cluster-size 15 --icc 0.17
@@ -74,38 +73,61 @@ def power(
     Example: evalkit power --config configs/seeds2.toml --icc 0.05 --r2-cluster 0.3
     --covariates 1 --simulate 1000
     """
+    from evalkit.power.report import write_power_outputs  # scipy: not for --help
+
     given = {"icc": icc, "r2_cluster": r2_cluster, "r2_individual": r2_individual,
              "covariates": covariates, "alpha": alpha, "power": target_power,
              "attrition": attrition, "size_method": size_method, "adjustment": adjust}
     if config is not None:
-        design, _ = load_design_inputs(config, pdus, staff)
-        assumptions = _assumptions(given, design.analysis, size_cv=0.0, contrasts=1)
-        if simulate:
-            if weighting not in ("staff", "cluster"):
-                raise InputError(f"--weighting {weighting!r}: allowed staff, cluster")
-            request = SimulationRequest(simulate, effect, weighting, workers, seed)  # type: ignore[arg-type]
-            with progress_bar("Simulating the design", simulate) as advance:
-                report = simulate_design(config, assumptions, request, pdus, staff, advance)
-        else:
-            report = power_from_design(config, assumptions, pdus, staff, effect)
+        report = _from_design(config, pdus, staff, given, effect,
+                              (simulate, weighting, workers, seed))
     else:
         if clusters is None or cluster_size is None:
             raise InputError("give --clusters and --cluster-size (or --config DESIGN)")
         if simulate:
             raise InputError("--simulate needs --config DESIGN (it simulates the real design)")
-        if unit not in ("pdu", "staff"):
-            raise InputError(f"--unit {unit!r}: allowed pdu, staff", column="--unit")
-        assumptions = _assumptions(given, None, size_cv=size_cv, contrasts=contrasts)
-        request = NumbersRequest(clusters, cluster_size, blocks, treated_share, unit)
-        report = power_from_numbers(request, assumptions, effect, solve_clusters)
+        report = _from_numbers(clusters, cluster_size, blocks, treated_share, unit,
+                               _assumptions(given, None, size_cv, contrasts), effect,
+                               solve_clusters)
     files = write_power_outputs(out, report)
     print_power(report)
     console.print(f"Files: {files['json']}  {files['html']}")
 
 
+def _from_design(config: Path, pdus: Path | None, staff: Path | None, given: dict[str, Any],
+                 effect: float | None, simulation: tuple[int, str, int, int | None]
+                 ) -> PowerReport:
+    from evalkit.power.design_inputs import load_design_inputs
+    from evalkit.power.job import SimulationRequest, power_from_design, simulate_design
+
+    design, _ = load_design_inputs(config, pdus, staff)
+    assumptions = _assumptions(given, design.analysis, size_cv=0.0, contrasts=1)
+    replicates, weighting, workers, seed = simulation
+    if not replicates:
+        return power_from_design(config, assumptions, pdus, staff, effect)
+    if weighting not in ("staff", "cluster"):
+        raise InputError(f"--weighting {weighting!r}: allowed staff, cluster")
+    request = SimulationRequest(replicates, effect, weighting, workers, seed)  # type: ignore[arg-type]
+    with progress_bar("Simulating the design", replicates) as advance:
+        return simulate_design(config, assumptions, request, pdus, staff, advance)
+
+
+def _from_numbers(clusters: float, cluster_size: float, blocks: int | None,
+                  treated_share: float, unit: str, assumptions: Assumptions,
+                  effect: float | None, solve_clusters: bool) -> PowerReport:
+    from evalkit.power.job import NumbersRequest, power_from_numbers
+
+    if unit not in ("pdu", "staff"):
+        raise InputError(f"--unit {unit!r}: allowed pdu, staff")
+    request = NumbersRequest(clusters, cluster_size, blocks, treated_share, unit)
+    return power_from_numbers(request, assumptions, effect, solve_clusters)
+
+
 def _assumptions(given: dict[str, Any], analysis: Any, size_cv: float,
                  contrasts: int) -> Assumptions:
     """Command-line values win, then the design's [analysis.power] and alpha, then defaults."""
+    from evalkit.power.analytic import Assumptions
+
     from_design: dict[str, Any] = {}
     if analysis is not None:
         from_design["alpha"] = analysis.alpha
@@ -115,12 +137,14 @@ def _assumptions(given: dict[str, Any], analysis: Any, size_cv: float,
                                                   if v is not None}}.items()}
     if "icc" not in chosen:
         raise InputError("give --icc (the intra-cluster correlation), or an [analysis.power] "
-                         "section with icc in the design", column="--icc")
+                         "section with icc in the design")
     return Assumptions(**chosen, size_cv=size_cv, contrasts=contrasts)
 
 
 def print_power(report: PowerReport) -> None:
     """The table of contrasts: model, df, multiplier, MDES and power."""
+    from evalkit.power.analytic import SHORT_NAMES
+
     table = Table(title="Minimum detectable effect (outcome SDs)")
     for column in ("contrast", "randomise", "model", "J arm v ctl", "n (CV)", "df", "M",
                    "MDES", "power"):

@@ -1,0 +1,72 @@
+"""MDES at randomisation: the allocation actually drawn, under the design's [analysis.power].
+
+EEF asks for the MDES at protocol, at randomisation and at analysis. `assign` calls
+`record_randomisation_power` after sealing: it writes `power.json` and `power.html` into the
+run folder, keeps a summary in the register's metadata (key `power_at_randomisation`; the
+sealed manifest itself never changes) and logs a `power_recorded` event.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from evalkit.power.analytic import Assumptions
+from evalkit.power.design_inputs import cluster_table, load_design_inputs
+from evalkit.power.job import PowerReport, report_for_table
+from evalkit.power.report import write_power_outputs
+from evalkit.register import Register
+from evalkit.trial.design import TrialDesign
+
+META_KEY = "power_at_randomisation"
+
+
+def design_assumptions(design: TrialDesign) -> Assumptions | None:
+    """The design's [analysis.power] as Assumptions (alpha from [analysis]), or None."""
+    section = design.analysis.power
+    if section is None:
+        return None
+    return Assumptions(alpha=design.analysis.alpha, **section.model_dump())
+
+
+def randomisation_power(directory: Path, design_path: Path, pdus: Path | None = None,
+                        staff: Path | None = None) -> PowerReport | None:
+    """The MDES of each contrast for the sealed allocation in `directory`, or None."""
+    design, roster = load_design_inputs(design_path, pdus, staff)
+    assumptions = design_assumptions(design)
+    if assumptions is None:
+        return None
+    register = Register.open(directory)
+    allocation = register.table("allocation", ["unit_id", "group"])
+    table = cluster_table(design, roster, allocation)
+    source = {"mode": "design", "design": str(Path(design_path).resolve()),
+              "moment": "randomisation", "unit": design.trial.unit,
+              "design_sha256": register.manifest["design_sha256"]}
+    return report_for_table(design, table, assumptions, None, source)
+
+
+def record_randomisation_power(directory: Path, design_path: Path, pdus: Path | None = None,
+                               staff: Path | None = None) -> dict[str, Path] | None:
+    """Write power.json/html into the run folder and record the MDES in the register."""
+    report = randomisation_power(directory, design_path, pdus, staff)
+    if report is None:
+        return None
+    files = write_power_outputs(directory, report)
+    register = Register.open(directory)
+    summary = mdes_summary(report)
+    register.set_meta(META_KEY, summary)
+    register.append_event("power_recorded", reason="MDES at randomisation",
+                          detail={"file": str(files["json"]), "mdes": summary["mdes"]})
+    return files
+
+
+def mdes_summary(report: PowerReport) -> dict[str, Any]:
+    """Assumptions and the MDES, model and df of each contrast as designed."""
+    designed = [r for r in report.rows if r["level"] == "as designed"]
+    return {"moment": report.source.get("moment"),
+            "assumptions": report.as_dict()["assumptions"],
+            "mdes": {r["contrast"]: round(r["mdes"], 6) for r in designed},
+            "contrasts": [{k: r[k] for k in ("contrast", "model", "df", "multiplier", "mdes",
+                                             "clusters_arm", "clusters_control", "blocks",
+                                             "cluster_size", "size_cv")} for r in designed],
+            "notes": report.notes}
