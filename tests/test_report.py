@@ -1,10 +1,11 @@
-"""The HTML report: self-contained, inline SVG, non-randomised labels, escaped text."""
+"""The HTML report: self-contained, inline SVG, summary first, human labels, escaped text."""
 
 from __future__ import annotations
 
 import dataclasses
 import re
 
+from evalkit.analysis.plan.labels import effect_label
 from evalkit.analysis.plan.plots import forest_plot
 from evalkit.analysis.plan.report import fmt, fmt_p, render_report
 
@@ -16,8 +17,9 @@ def without_namespaces(html: str) -> str:
 
 def test_report_is_self_contained_with_inline_svg(analysed_run):
     html = (analysed_run["out"] / "report.html").read_text(encoding="utf-8")
-    assert html.count("<svg") >= 3
-    assert "<title>Forest plot" in html and "<title>CONSORT flow diagram" in html
+    assert html.count("<svg") >= 2
+    assert "<title>Forest plot" in html
+    assert "<title>CONSORT flow diagram" not in html  # one CONSORT flow: the HTML boxes
     body = without_namespaces(html)
     assert not re.search(r"https?://|//cdn|<link\b|<script\b[^>]*\bsrc=|<img\b|@import", body)
     assert "<metadata>" not in html and "<!DOCTYPE svg" not in html
@@ -25,10 +27,17 @@ def test_report_is_self_contained_with_inline_svg(analysed_run):
 
 def test_report_sections_and_labels(analysed_run):
     html = (analysed_run["out"] / "report.html").read_text(encoding="utf-8")
-    for heading in ("Design", "CONSORT flow", "Balance at allocation", "Attrition", "Effects",
-                    "Model tables", "Intra-cluster correlations", "Deviations from the plan"):
-        assert f">{heading}" in html
-    assert "Early Adopter <span class=\"nonrandom\">(non-randomised)</span>" in html
+    headings = ("Summary", "Contents", "Design", "CONSORT flow", "Balance at allocation",
+                "Attrition", "Effects", "Model tables", "Intra-cluster correlations",
+                "Deviations from the plan")
+    positions = [html.index(f">{heading}") for heading in headings]
+    assert positions == sorted(positions)  # the summary and contents come first
+    assert html.count('class="consort"') == 1
+    assert ('<strong class="group group-early-adopter">Early Adopter</strong> '
+            '<span class="nonrandom">(non-randomised)</span>') in html
+    assert "Supervision quality" in html and "supervision_quality |" not in html
+    assert "mean_headcount" not in html and ">Headcount<" in html
+    assert "Staff allocated (all grades)" in html
     assert "Complier average causal effect" in html
     assert "Holm p" in html
 
@@ -49,10 +58,23 @@ def test_forest_plot_has_one_row_per_effect(analysed_run):
     svg = forest_plot(effects)
     assert svg.startswith("<svg")
     for row in effects.itertuples():
-        assert f"{row.outcome} | {row.model} | {row.arm}" in svg
+        assert effect_label(row.outcome, row.model, row.arm, row.randomised) in svg
+    assert " | " not in svg
 
 
 def test_number_formatting():
     assert fmt(float("nan")) == "-" and fmt(None) == "-"
     assert fmt(1.23456) == "1.235" and fmt(3) == "3"
     assert fmt_p(0.0004) == "<0.001" and fmt_p(0.0123) == "0.012"
+
+
+def test_report_opens_with_the_primary_result_in_words(analysed_run):
+    result = analysed_run["result"]
+    html = (analysed_run["out"] / "report.html").read_text(encoding="utf-8")
+    summary = html[html.index('id="summary"'):html.index('id="contents-heading"')]
+    primary = next(m.result for m in result.models
+                   if (m.role.outcome_role, m.role.analysis_role) == ("primary", "primary"))
+    assert primary.outcome.replace("_", " ").capitalize() in summary
+    for contrast in primary.contrasts:
+        assert f"CI {contrast.ci_low:.2f} to {contrast.ci_high:.2f}" in summary
+    assert "What it means" in summary
