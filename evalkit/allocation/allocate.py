@@ -138,19 +138,56 @@ def fixed_assignments(design: TrialDesign, units: pd.DataFrame) -> dict[str, str
     return fixed
 
 
+def stratum_codes(units: pd.DataFrame, strata: list[str]) -> tuple[np.ndarray, list[str]]:
+    """Each unit's stratum as an integer code, and the stratum keys in sorted order.
+
+    `keys[codes]` is `stratum_keys(units, strata)`; the text key is built once per distinct
+    combination of values, not once per unit. Blank stratum values are errors.
+    """
+    combined = np.zeros(len(units), dtype=np.int64)
+    labels = np.array([""], dtype=object)
+    for position, column in enumerate(strata):
+        codes, uniques = pd.factorize(units[column], use_na_sentinel=False)
+        texts = np.array([str(value) for value in uniques], dtype=object)
+        _require_no_blank_stratum(units, column, codes, texts)
+        pairs, pair_uniques = pd.factorize(combined * max(len(texts), 1) + codes)
+        previous, value = np.divmod(pair_uniques, max(len(texts), 1))
+        joiner = " | " if position else ""
+        labels = np.array([labels[p] + joiner + texts[v] for p, v in zip(previous, value,
+                                                                          strict=True)],
+                          dtype=object)
+        combined = pairs
+    same_text, distinct = pd.factorize(labels)
+    ranked = sorted(range(len(distinct)), key=distinct.__getitem__)
+    rank = np.empty(len(ranked), dtype=np.int64)
+    rank[ranked] = np.arange(len(ranked))
+    return rank[same_text][combined], [distinct[i] for i in ranked]
+
+
+def _require_no_blank_stratum(units: pd.DataFrame, column: str, codes: np.ndarray,
+                              texts: np.ndarray) -> None:
+    blank = np.flatnonzero([text.strip() == "" for text in texts])
+    if blank.size:
+        first = int(np.flatnonzero(np.isin(codes, blank))[0])
+        unit_id = units["unit_id"].iloc[first]
+        raise InputError(f"unit {unit_id!r} has a blank stratum value", column=column)
+
+
 def stratum_keys(units: pd.DataFrame, strata: list[str]) -> pd.Series:
     """A text key per unit for its stratum ('' when unstratified); blank values are errors."""
-    if not strata:
-        return pd.Series([""] * len(units), index=units.index)
-    for column in strata:
-        blank = units[column].astype(str).str.strip() == ""
-        if blank.any():
-            unit_id = units.loc[blank.idxmax(), "unit_id"]
-            raise InputError(f"unit {unit_id!r} has a blank stratum value", column=column)
-    keys = units[strata[0]].astype(str)
-    for column in strata[1:]:
-        keys = keys + " | " + units[column].astype(str)
-    return keys
+    codes, keys = stratum_codes(units, strata)
+    text = pd.Series(np.array(keys, dtype=object)[codes], index=units.index, dtype=object)
+    return text.astype(str) if strata else text   # the dtype joining text columns gives
+
+
+def _pool_order(units: pd.DataFrame, codes: np.ndarray, in_pool: np.ndarray) -> np.ndarray:
+    """Positions of the randomised units, sorted by (stratum, unit ID)."""
+    positions = np.flatnonzero(in_pool)
+    if units["unit_id"].is_monotonic_increasing:
+        return positions[np.argsort(codes[positions], kind="stable")]
+    frame = pd.DataFrame({"code": codes[positions],
+                          "unit_id": units["unit_id"].to_numpy()[positions]})
+    return positions[frame.sort_values(["code", "unit_id"], kind="stable").index.to_numpy()]
 
 
 def allocate(
@@ -160,29 +197,26 @@ def allocate(
     if units.empty:
         raise InputError("no units to allocate (is every unit excluded?)")
     fixed = fixed_assignments(design, units)
-    keys = stratum_keys(units, design.trial.strata)
-    pool = units.assign(_stratum=keys)[~units["unit_id"].isin(fixed)]
-    pool = pool.sort_values(["_stratum", "unit_id"], kind="stable")
+    codes, _ = stratum_codes(units, design.trial.strata)
+    order = _pool_order(units, codes, ~units["unit_id"].isin(fixed).to_numpy())
     arms = design.randomised_arms
-    sizes = pool.groupby("_stratum", sort=True).size()
-    scheme = StratifiedDesign(sizes.tolist(), [arm.ratio for arm in arms])
+    sizes = np.bincount(codes[order], minlength=1)
+    scheme = StratifiedDesign(sizes[sizes > 0].tolist(), [arm.ratio for arm in arms])
     covariates = _balance_covariates(design, units)
     stream = RandomStream(design.trial.seed, purpose=0)
     allocation = Allocation(table=pd.DataFrame(), covariates=covariates,
                             method=design.randomisation.method)
-    if design.randomisation.method == "complete" or pool.empty:
-        drawn = scheme.draw(1, stream)[0] if len(pool) else np.zeros(0, dtype=np.int8)
-        probabilities = np.tile(scheme.exact_probabilities(), (len(pool), 1))
+    if design.randomisation.method == "complete" or not order.size:
+        drawn = scheme.draw(1, stream)[0] if order.size else np.zeros(0, dtype=np.int8)
+        probabilities = np.tile(scheme.exact_probabilities(), (order.size, 1))
     else:
-        rule = AcceptanceRule(design, units, pool, fixed, covariates)
+        rule = AcceptanceRule(design, units, units.iloc[order], fixed, covariates)
         drawn, tried, balance = rule.first_accepted(scheme, stream, on_progress)
         probabilities, draws, mc_se = rule.simulated_probabilities(scheme, design.trial.seed)
         allocation.draws_tried, allocation.accepted_balance = tried, balance
         allocation.probability_method = "simulated"
         allocation.probability_draws, allocation.probability_mc_se = draws, mc_se
-    pool_groups = pd.Series([arms[i].name for i in drawn], index=pool.index, dtype=object)
-    allocation.table = _allocation_table(design, units, fixed, pool_groups,
-                                         pd.DataFrame(probabilities, index=pool.index))
+    allocation.table = _allocation_table(design, units, fixed, order, drawn, probabilities)
     return allocation
 
 
@@ -198,26 +232,26 @@ def _balance_covariates(design: TrialDesign, units: pd.DataFrame) -> list[str]:
     return list(chosen) or numeric_covariates(units)
 
 
-def _allocation_table(
-    design: TrialDesign,
-    units: pd.DataFrame,
-    fixed: dict[str, str],
-    pool_groups: pd.Series,
-    pool_probabilities: pd.DataFrame,
-) -> pd.DataFrame:
+def _allocation_table(design: TrialDesign, units: pd.DataFrame, fixed: dict[str, str],
+                      order: np.ndarray, drawn: np.ndarray,
+                      probabilities: np.ndarray) -> pd.DataFrame:
+    """One row per unit: group, how it was assigned and each arm's probability."""
     strata = [c for c in design.trial.strata if c not in ("unit_id", "name")]
     table = units[["unit_id", "name", *strata]].copy()
-    is_fixed = table["unit_id"].isin(fixed)
-    table["group"] = table["unit_id"].map(fixed).astype(object)
-    table.loc[pool_groups.index, "group"] = pool_groups
-    table["assignment"] = np.where(is_fixed, "fixed", "random")
+    names = [arm.name for arm in design.arms]
     randomised = [arm.name for arm in design.randomised_arms]
-    for arm in design.arms:
-        column = group_column(arm.name)
-        table[column] = np.where(table["group"] == arm.name, 1.0, 0.0)
-        if arm.name in randomised:
-            position = randomised.index(arm.name)
-            table.loc[pool_probabilities.index, column] = pool_probabilities[position]
+    arm_of = np.full(len(table), -1, dtype=np.int64)
+    is_fixed = table["unit_id"].isin(fixed).to_numpy()
+    if fixed:
+        arm_of[is_fixed] = [names.index(fixed[u]) for u in table["unit_id"].to_numpy()[is_fixed]]
+    arm_of[order] = np.array([names.index(n) for n in randomised], dtype=np.int64)[drawn]
+    table["group"] = np.array(names, dtype=object)[arm_of]
+    table["assignment"] = np.where(is_fixed, "fixed", "random")
+    for index, name in enumerate(names):
+        column = np.where(arm_of == index, 1.0, 0.0)
+        if name in randomised:
+            column[order] = probabilities[:, randomised.index(name)]
+        table[group_column(name)] = column
     return table
 
 
