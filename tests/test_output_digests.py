@@ -7,6 +7,7 @@ by running `python tests/test_output_digests.py`; a change here means results ch
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -86,6 +87,13 @@ def output_digests(directory: Path) -> dict[str, str]:
     return digests
 
 
+def _joiner_key(folder: Path) -> dict[str, Path]:
+    """A joiner key outside the run folder, where assign takes one (staff-level designs)."""
+    if "key_file" in inspect.signature(run_assign).parameters:
+        return {"key_file": folder / "joiner.key"}
+    return {}
+
+
 def run_case(case: str, folder: Path) -> dict[str, str]:
     """Run one pinned case into `folder` and return its digests."""
     if case == "national":
@@ -98,7 +106,7 @@ def run_case(case: str, folder: Path) -> dict[str, str]:
         synthetic_staff(pdus, 50_000).to_csv(folder / "staff.csv", index=False)
         (folder / "design.toml").write_text(STAFF_DESIGN)
         run_assign(folder / "design.toml", out=folder / "run", pdus=example["pdus"],
-                   staff=folder / "staff.csv")
+                   staff=folder / "staff.csv", key_file=folder / "joiner.key")
     else:
         design = write_trial(folder, extra_trial="", extra=(
             "[randomisation]\nmethod = \"rerandomise\"\n"
