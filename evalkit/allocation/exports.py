@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from evalkit.allocation.balance import balance_table
@@ -21,25 +22,44 @@ def staff_group_counts(staff_allocation: pd.DataFrame) -> pd.Series:
 
 
 def balance_from_register(register: Register, allocation: pd.DataFrame | None = None,
-                          staff: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Balance table of the sealed allocation, recomputed from the register."""
+                          staff: pd.DataFrame | None = None,
+                          units: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Balance table of the sealed allocation, recomputed from the register.
+
+    Frames just written to the register may be passed in instead of being read back.
+    """
     design, manifest = register.design, register.manifest
     allocation = register.table("allocation") if allocation is None else allocation
     staff = register.table("staff_allocation") if staff is None else staff
     covariates = manifest["balance_covariates"]
-    units = register.table("units", ["unit_id", *covariates])
-    merged = allocation[["unit_id", "group"]].merge(units, on="unit_id", how="left")
+    columns = ["unit_id", *covariates]
+    units = register.table("units", columns) if units is None else units[columns]
+    merged = _with_covariates(allocation[["unit_id", "group"]], units, covariates)
     counts = staff_group_counts(staff) if len(staff) else None
     return balance_table(merged, covariates, [a.name for a in design.arms], design.control_arm,
                          counts)
+
+
+def _with_covariates(allocation: pd.DataFrame, units: pd.DataFrame,
+                     covariates: list[str]) -> pd.DataFrame:
+    """allocation left-joined to the units' covariates; no join when the rows already align."""
+    aligned = (len(allocation) == len(units) and not {"unit_id", "group"} & set(covariates)
+               and np.array_equal(allocation["unit_id"].to_numpy(), units["unit_id"].to_numpy()))
+    if not aligned:
+        return allocation.merge(units, on="unit_id", how="left")
+    merged = allocation.reset_index(drop=True)
+    for column in covariates:
+        merged[column] = units[column].to_numpy()
+    return merged
 
 
 def export_allocation(register: Register, directory: Path,
                       stored: dict[str, pd.DataFrame] | None = None) -> dict[str, Path]:
     """Write allocation.csv, staff_allocation.csv, allocation.xlsx, balance.csv, manifest.json.
 
-    `stored` may pass the very frames just written to the register (saves reading a large
-    register back); the files are byte-identical either way (tested).
+    `stored` may pass the very frames just written to the register ("allocation",
+    "staff_allocation", "units"; saves reading a large register back); the files are
+    byte-identical either way (tested).
     """
     directory = Path(directory)
     stored = stored or {}
@@ -47,7 +67,7 @@ def export_allocation(register: Register, directory: Path,
     allocation = register.table("allocation") if allocation is None else allocation
     staff = stored.get("staff_allocation")
     staff = register.table("staff_allocation") if staff is None else staff
-    balance = balance_from_register(register, allocation, staff)
+    balance = balance_from_register(register, allocation, staff, stored.get("units"))
     paths = {
         "allocation": write_csv(directory / "allocation.csv", allocation),
         "staff_allocation": write_csv(directory / "staff_allocation.csv", staff),
