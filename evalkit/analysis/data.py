@@ -112,9 +112,42 @@ def build_design(
     work = work[complete].reset_index(drop=True)
     if work.empty:
         raise AnalysisInputError(f"no complete rows for outcome {outcome!r}")
-    for column in [outcome, *cols.covariates]:
-        work[column] = pd.to_numeric(work[column], errors="raise").astype(float)
+    work[outcome] = pd.to_numeric(work[outcome], errors="raise").astype(float)
+    for column in cols.covariates:
+        if not is_categorical(work[column]):
+            work[column] = pd.to_numeric(work[column], errors="raise").astype(float)
     return _assemble(work, cols, n_dropped)
+
+
+def is_categorical(values: pd.Series) -> bool:
+    """A text column none of whose values is a number: a categorical covariate."""
+    present = values.dropna()
+    if pd.api.types.is_numeric_dtype(present) or present.empty:
+        return False
+    return bool(pd.to_numeric(present, errors="coerce").isna().all())
+
+
+def categorical_levels(df: pd.DataFrame, covariates: Sequence[str]) -> dict[str, list[str]]:
+    """Sorted levels of each categorical covariate; the first is the reference level."""
+    return {c: sorted(df[c].dropna().astype(str).unique()) for c in covariates
+            if is_categorical(df[c])}
+
+
+def _covariate_blocks(work: pd.DataFrame, cols: AnalysisColumns
+                      ) -> tuple[list[np.ndarray], list[str]]:
+    """One column per numeric covariate; indicators for a categorical one's non-reference
+    levels (sorted, as R's factor contrasts), named `covariate[level]`."""
+    blocks, names = [], []
+    for column in cols.covariates:
+        if is_categorical(work[column]):
+            values = work[column].astype(str).to_numpy()
+            for level in sorted(set(values))[1:]:
+                blocks.append((values == level).astype(float)[:, None])
+                names.append(f"{column}[{level}]")
+        else:
+            blocks.append(work[column].to_numpy(float)[:, None])
+            names.append(column)
+    return blocks, names
 
 
 def _assemble(work: pd.DataFrame, cols: AnalysisColumns, n_dropped: int) -> AnalysisData:
@@ -136,9 +169,9 @@ def _assemble(work: pd.DataFrame, cols: AnalysisColumns, n_dropped: int) -> Anal
         for level in range(1, len(strata_labels)):
             blocks.append((strata_codes == level).astype(float)[:, None])
             columns.append(f"strata[{strata_labels[level]}]")
-    for column in cols.covariates:
-        blocks.append(work[column].to_numpy(float)[:, None])
-        columns.append(column)
+    covariate_blocks, covariate_names = _covariate_blocks(work, cols)
+    blocks += covariate_blocks
+    columns += covariate_names
 
     cluster_codes, cluster_labels = _codes(work[cols.cluster])
     return AnalysisData(
@@ -154,3 +187,28 @@ def _codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     labels = values.astype(str).to_numpy()
     uniques, codes = np.unique(labels, return_inverse=True)
     return codes.astype(np.int64), uniques
+
+
+def check_cluster_nesting(df: pd.DataFrame, cols: AnalysisColumns, *,
+                          across_strata: bool = False, across_arms: bool = False) -> None:
+    """A cluster must sit in one arm and one stratum; the error names the first that does not.
+
+    `across_arms` allows arms within clusters (staff-level allocation, PDU clusters);
+    `across_strata` allows clusters that span strata when the design really has them.
+    """
+    checks = [] if across_arms else [(cols.arm, "arm", "--allow-clusters-across-arms "
+                                      "(only if staff, not clusters, were randomised)")]
+    if cols.strata and not across_strata:
+        checks.append((cols.strata, "stratum", "--allow-clusters-across-strata (only if "
+                       "the design really has clusters that span strata)"))
+    for column, kind, option in checks:
+        work = df[[cols.cluster, column]].dropna().astype(str)
+        spread = work.groupby(cols.cluster, sort=True)[column].unique()
+        mixed = spread[spread.map(len) > 1]
+        if len(mixed):
+            cluster, values = mixed.index[0], sorted(mixed.iloc[0])
+            more = f" (and {len(mixed) - 1} other cluster(s))" if len(mixed) > 1 else ""
+            raise AnalysisInputError(
+                f"cluster {cluster!r} of column {cols.cluster!r} is in more than one {kind} "
+                f"({', '.join(map(repr, values))}) in column {column!r}{more}: each cluster "
+                f"must be in one {kind}. Fix the data, or pass {option}")

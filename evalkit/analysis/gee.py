@@ -36,6 +36,7 @@ FAMILIES = {
     "poisson": (sm.families.Poisson, "rate ratio"),
 }
 SMALL_SAMPLE = {"none": "robust", "mancl-derouen": "bias_reduced"}
+BOUNDARY = 1e-8   # a fitted probability or mean this close to 0 (or 1) signals separation
 
 
 class GEEConvergenceError(RuntimeError):
@@ -94,16 +95,55 @@ def fit_gee(
             "score_norm": float(fit.score_norm),
             "tolerance": ctol,
             "coefficients": dict(zip(data.columns, map(float, fit.params), strict=True)),
+            **_warnings(data, fit, model, family),
         },
     )
 
 
+def _warnings(data: AnalysisData, fit, model, family: str) -> dict[str, list[str]]:
+    """{'warnings': [...]} when the fit shows separation, else nothing (key left out)."""
+    mean = model.family.link.inverse(model.exog @ np.asarray(fit.params))
+    found = separation_warnings(data, mean, family)
+    return {"warnings": found} if found else {}
+
+
 def _check_outcome(y: np.ndarray, family: str, outcome: str) -> None:
-    """Binary outcomes must be 0/1 and counts non-negative."""
+    """Binary outcomes must be 0/1 and counts non-negative whole numbers."""
     if family == "binomial" and not np.isin(y, (0.0, 1.0)).all():
         raise AnalysisInputError(f"binomial GEE needs a 0/1 outcome; {outcome!r} has others")
     if family == "poisson" and (y < 0).any():
         raise AnalysisInputError(f"poisson GEE needs non-negative counts; {outcome!r} has <0")
+    if family == "poisson" and not np.all(y == np.round(y)):
+        example = float(y[np.flatnonzero(y != np.round(y))[0]])
+        raise AnalysisInputError(
+            f"poisson GEE needs whole-number counts; {outcome!r} has {example:g}. For a rate "
+            "or an average use a continuous model (--model mixed or cr2)")
+
+
+def separation_warnings(data: AnalysisData, mean: np.ndarray, family: str) -> list[str]:
+    """(Quasi-)separation: groups without events (or, binary, without non-events), or
+    fitted means at the boundary; the estimates and SEs then rest on a near-singular fit."""
+    y = data.y
+    groups = [("arm", data.arm_labels)]
+    if data.strata is not None:
+        groups.append(("stratum", data.strata_labels[data.strata]))
+    messages = []
+    for kind, labels in groups:
+        for label in sorted(set(labels)):
+            rows = y[labels == label]
+            if not rows.any():
+                messages.append(f"{kind} {label!r} has no events (every outcome is 0)")
+            elif family == "binomial" and rows.all():
+                messages.append(f"{kind} {label!r} has only events (every outcome is 1)")
+    at_edge = mean < BOUNDARY if family == "poisson" else (mean < BOUNDARY) | (mean > 1 - BOUNDARY)
+    if at_edge.any():
+        messages.append(f"{int(at_edge.sum())} fitted mean(s) at the boundary "
+                        f"({'0' if family == 'poisson' else '0 or 1'})")
+    if messages:
+        messages = ["possible separation: " + "; ".join(messages) + ". The estimates and "
+                    "their SEs rest on a near-singular fit and may be unreliable; consider "
+                    "merging strata or an exact or randomisation-based analysis"]
+    return messages
 
 
 def _fit(data: AnalysisData, family: str, cov_type: str, ctol: float, maxiter: int):

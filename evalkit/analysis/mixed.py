@@ -318,6 +318,8 @@ class RandomInterceptFit:
         }
         if self.singular:
             out["warnings"].append("boundary (singular) fit: cluster variance estimated as ~0")
+        out["warnings"] += [f"statsmodels ({self.chosen.method}): {message}"
+                            for message in self.chosen.warnings]
         if not self.chosen.converged:
             out["warnings"].append(
                 f"statsmodels ({self.chosen.method}) reported non-convergence; accepted because "
@@ -325,8 +327,36 @@ class RandomInterceptFit:
         return out
 
 
+def check_identifiable(n_obs: int, n_clusters: int) -> None:
+    """Refuse what lme4 refuses: one cluster, or no more rows than clusters."""
+    if n_clusters < 2:
+        raise AnalysisInputError(
+            f"a random intercept per cluster needs at least two clusters; all {n_obs} rows "
+            "are in one cluster")
+    if n_clusters >= n_obs:
+        raise AnalysisInputError(
+            f"the number of clusters ({n_clusters}) must be fewer than the number of rows "
+            f"({n_obs}), as lme4 requires: with one row per cluster the cluster variance "
+            "cannot be told from the residual variance. For one row per PDU use --model hc2, "
+            "dim or ri")
+
+
+def hessian_warnings(eigenvalues: Sequence[float], tol: float = 1e-8) -> list[str]:
+    """lmerTest's checks of the REML Hessian: negative or near-zero eigenvalues."""
+    values = np.asarray(eigenvalues, float)
+    out = []
+    for label, mask in (("negative", values < -tol), ("close to zero", np.abs(values) <= tol)):
+        if mask.any():
+            listed = " ".join(f"{v:.1e}" for v in values[mask])
+            out.append(f"the REML Hessian is not positive definite ({int(mask.sum())} "
+                       f"eigenvalue(s) {label}: {listed}): the model may not have converged "
+                       "and its Satterthwaite df are unreliable")
+    return out
+
+
 def fit_random_intercept(y: np.ndarray, X: np.ndarray, cluster: np.ndarray) -> RandomInterceptFit:
     """Guarded statsmodels REML fit, polished on the closed-form profiled REML deviance."""
+    check_identifiable(len(y), int(cluster.max()) + 1)
     sums = cluster_sums(y, X, cluster)
     chosen, runs = guarded_fit(y, X, cluster)
     theta = polish_theta(sums, math.sqrt(chosen.tau2 / chosen.sigma2))
@@ -434,6 +464,7 @@ def fit_mixed(
         coefficients=dict(zip(columns, map(float, beta), strict=True)),
         hessian_eigenvalues=parts.hessian_eigenvalues,
     )
+    diagnostics["warnings"] += hessian_warnings(parts.hessian_eigenvalues)
     for arm in sorted(non_randomised & set(positions)):
         diagnostics["warnings"].append(
             f"arm {arm!r} was not randomised (purposive allocation): its contrast with "

@@ -77,50 +77,69 @@ def _arm_positions(data: AnalysisData, fit: LeastSquaresFit) -> dict[str, int]:
     return positions
 
 
+VCOV_LABELS = {
+    "CR2": ("CR2 (Bell-McCaffrey)", "Satterthwaite (Pustejovsky-Tipton)"),
+    "CR1": ("CR1S", "G - 1"),
+    "HC2": ("HC2 (one row per unit)", "N - p"),
+}
+
+
 def fit_ols_cr(
     df: pd.DataFrame,
     cols: AnalysisColumns,
     *,
-    vcov: Literal["CR2", "CR1"] = "CR2",
+    vcov: Literal["CR2", "CR1", "HC2"] = "CR2",
     alpha: float = 0.05,
     non_randomised_arms: Sequence[str] = (),
 ) -> ModelResult:
-    """Arm effects vs control from OLS with CR2 (Satterthwaite df, HTZ) or CR1S (G-1 df)."""
-    if vcov not in ("CR2", "CR1"):
-        raise AnalysisInputError(f"vcov must be 'CR2' or 'CR1', not {vcov!r}")
+    """Arm effects vs control from OLS with CR2 (Satterthwaite df, HTZ), CR1S (G-1 df) or,
+    for one row per unit (e.g. PDU-level outcomes), HC2 with N - p df (estimatr's
+    `lm_robust(se_type = "HC2")`); the cluster column is then not used for the errors."""
+    if vcov not in VCOV_LABELS:
+        raise AnalysisInputError(f"vcov must be one of {', '.join(VCOV_LABELS)}, not {vcov!r}")
     data = build_design(df, cols)
-    if data.n_clusters < 2:
+    if data.n_clusters < 2 and vcov != "HC2":
         raise AnalysisInputError("cluster-robust errors need at least two clusters")
     fit = least_squares(data.X, data.y, data.columns)
     positions = _arm_positions(data, fit)
     constraints = np.eye(len(fit.columns))[list(positions.values())]
-
-    if vcov == "CR2":
-        pieces = cr.cr2_pieces(fit.X, fit.residuals, data.cluster, fit.bread)
-        covariance = cr.sandwich(pieces)
-        dfs = {arm: cr.satterthwaite_df(pieces, row)
-               for arm, row in zip(positions, constraints, strict=True)}
-        joint = cr.htz_test(pieces, fit.beta, covariance, constraints)
-    else:
-        covariance = cr.cr1s_vcov(fit.X, fit.residuals, data.cluster)
-        dfs = {arm: float(data.n_clusters - 1) for arm in positions}
-        joint = cr.naive_f_test(fit.beta, covariance, constraints, data.n_clusters)
+    covariance, dfs, joint = _covariance_and_tests(data, fit, positions, constraints, vcov)
     joint["hypothesis"] = "all arm effects vs control are zero"
-
     non_randomised = set(map(str, non_randomised_arms))
     contrasts = [
         make_contrast(arm, cols.control, fit.beta[pos], float(np.sqrt(covariance[pos, pos])),
                       dfs[arm], alpha=alpha, randomised=arm not in non_randomised)
         for arm, pos in positions.items()
     ]
+    label, df_method = VCOV_LABELS[vcov]
     return ModelResult(
         model=vcov.lower(), outcome=cols.outcome, n_obs=data.n_obs,
         n_clusters=data.n_clusters, contrasts=contrasts, joint_test=joint,
         n_dropped=data.n_dropped,
         diagnostics={
-            "vcov": "CR2 (Bell-McCaffrey)" if vcov == "CR2" else "CR1S",
-            "df_method": "Satterthwaite (Pustejovsky-Tipton)" if vcov == "CR2" else "G - 1",
-            "aliased_columns": fit.aliased,
+            "vcov": label, "df_method": df_method, "aliased_columns": fit.aliased,
             "coefficients": dict(zip(fit.columns, map(float, fit.beta), strict=True)),
         },
     )
+
+
+def _covariance_and_tests(data: AnalysisData, fit: LeastSquaresFit, positions: dict[str, int],
+                          constraints: np.ndarray, vcov: str):
+    """Var(beta), each arm's df and the joint test for the chosen variance estimator."""
+    if vcov == "CR1":
+        covariance = cr.cr1s_vcov(fit.X, fit.residuals, data.cluster)
+        dfs = {arm: float(data.n_clusters - 1) for arm in positions}
+        return covariance, dfs, cr.naive_f_test(fit.beta, covariance, constraints,
+                                                data.n_clusters)
+    units = data.cluster if vcov == "CR2" else np.arange(data.n_obs)
+    pieces = cr.cr2_pieces(fit.X, fit.residuals, units, fit.bread)
+    covariance = cr.sandwich(pieces)
+    if vcov == "CR2":
+        dfs = {arm: cr.satterthwaite_df(pieces, row)
+               for arm, row in zip(positions, constraints, strict=True)}
+        return covariance, dfs, cr.htz_test(pieces, fit.beta, covariance, constraints)
+    residual_df = float(data.n_obs - fit.X.shape[1])
+    dfs = {arm: residual_df for arm in positions}
+    joint = cr.naive_f_test(fit.beta, covariance, constraints, int(residual_df) + 1)
+    joint["test"] = "Wald F (HC2)"
+    return covariance, dfs, joint

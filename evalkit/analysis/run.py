@@ -9,7 +9,8 @@ Estimator failures (bad input, a mixed model or GEE that cannot be fitted) becom
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Collection
+import re
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from evalkit.analysis.data import AnalysisColumns, AnalysisInputError
+from evalkit.analysis.data import (
+    AnalysisColumns,
+    AnalysisInputError,
+    categorical_levels,
+    check_cluster_nesting,
+    is_categorical,
+)
 from evalkit.analysis.dim import difference_in_means
 from evalkit.analysis.gee import GEEConvergenceError, fit_gee
 from evalkit.analysis.mixed import ModelFitError, fit_mixed
@@ -38,7 +45,11 @@ class ModelFailed(EvalkitError):
 
 @dataclass
 class AnalyseSpec:
-    """Everything `analyse_frame` needs to fit one model to one outcome."""
+    """Everything `analyse_frame` needs to fit one model to one outcome.
+
+    Settings a model does not use (`ddf`, `permutations`, `seed`, `small_sample`,
+    covariates for `dim`) stay at None / empty; setting one for another model is an error.
+    """
 
     outcome: str
     arm_col: str = "arm"
@@ -48,33 +59,49 @@ class AnalyseSpec:
     model: str = "mixed"
     family: str = "gaussian"
     control: str = "Control"
-    permutations: int = 10_000
-    seed: int = 0
+    permutations: int | None = None
+    seed: int | None = None
     small_sample: str = "none"
+    ddf: str | None = None
     non_randomised: list[str] = field(default_factory=list)
     alpha: float = 0.05
     fixed_clusters: Collection[str] = ()
     accept: Callable[[pd.Series], bool] | None = None
     ri_arms: list[str] | None = None
+    allow_clusters_across_strata: bool = False
+    allow_clusters_across_arms: bool = False
 
     def validate(self) -> None:
         """Raise InputError for an unknown choice or an impossible combination."""
         for name, value, allowed in (("--model", self.model, tuple(MODEL_REGISTRY)),
                                      ("--family", self.family, FAMILIES),
-                                     ("--small-sample", self.small_sample, SMALL_SAMPLE)):
+                                     ("--small-sample", self.small_sample, SMALL_SAMPLE),
+                                     ("--ddf", self.ddf or DDF[0], DDF)):
             if value not in allowed:
                 raise InputError(f"{name} {value!r} is not one of {', '.join(allowed)}."
                                  + suggestion(value, allowed))
         if self.model == "gee" and self.family == "gaussian":
             raise InputError("--model gee needs --family binomial or poisson (for a continuous "
-                             "outcome use --model mixed, cr2, cr1, dim or ri)")
+                             "outcome use --model mixed, cr2, cr1, hc2, dim or ri)")
         if self.model != "gee" and self.family != "gaussian":
             raise InputError(f"--model {self.model} is for continuous (gaussian) outcomes; for a "
                              f"{self.family} outcome use --model gee")
-        if self.small_sample != "none" and self.model != "gee":
-            raise InputError("--small-sample mancl-derouen applies to --model gee only")
-        if self.permutations < 1:
+        self._refuse_ignored_options()
+        if self.permutations is not None and self.permutations < 1:
             raise InputError("--permutations must be at least 1")
+
+    def _refuse_ignored_options(self) -> None:
+        """An option the chosen model would ignore is an error, not silence."""
+        uses = MODEL_REGISTRY[self.model].uses
+        given = {"covariates": bool(self.covariates), "ddf": self.ddf is not None,
+                 "permutations": self.permutations is not None, "seed": self.seed is not None,
+                 "small_sample": self.small_sample != "none"}
+        for option, is_set in given.items():
+            if is_set and option not in uses:
+                users = [m for m, a in MODEL_REGISTRY.items() if option in a.uses]
+                raise InputError(f"{OPTION_FLAGS[option]} does not apply to --model "
+                                 f"{self.model} (it would be ignored); it applies to "
+                                 f"--model {' or '.join(users)}")
 
     @property
     def cols(self) -> AnalysisColumns:
@@ -89,10 +116,11 @@ class AnalyseSpec:
 
 
 def _fit_mixed(df: pd.DataFrame, spec: AnalyseSpec) -> ModelResult:
-    return fit_mixed(df, spec.cols, alpha=spec.alpha, non_randomised_arms=spec.non_randomised)
+    return fit_mixed(df, spec.cols, alpha=spec.alpha, non_randomised_arms=spec.non_randomised,
+                     ddf=spec.ddf or DDF[0])
 
 
-def _fit_cr(vcov: str) -> Callable[[pd.DataFrame, AnalyseSpec], ModelResult]:
+def _fit_ols(vcov: str) -> Callable[[pd.DataFrame, AnalyseSpec], ModelResult]:
     def fit(df: pd.DataFrame, spec: AnalyseSpec) -> ModelResult:
         return fit_ols_cr(df, spec.cols, vcov=vcov, alpha=spec.alpha,
                           non_randomised_arms=spec.non_randomised)
@@ -105,7 +133,7 @@ def _fit_gee(df: pd.DataFrame, spec: AnalyseSpec) -> ModelResult:
 
 
 def _fit_dim(df: pd.DataFrame, spec: AnalyseSpec) -> ModelResult:
-    return difference_in_means(df, spec.cols.with_changes(covariates=()), alpha=spec.alpha,
+    return difference_in_means(df, spec.cols, alpha=spec.alpha,
                                non_randomised_arms=spec.non_randomised)
 
 
@@ -118,19 +146,33 @@ def _fit_ri(df: pd.DataFrame, spec: AnalyseSpec) -> ModelResult:
         arms = sorted(present - set(spec.non_randomised))
         rows = df[spec.arm_col].astype(str).isin(spec.non_randomised)
         fixed |= set(df.loc[rows, spec.cluster_col].astype(str))
-    return randomisation_test(df, spec.cols, arm=arms, permutations=spec.permutations,
-                              seed=spec.seed, fixed_clusters=sorted(fixed), accept=spec.accept,
-                              alpha=spec.alpha)
+    return randomisation_test(
+        df, spec.cols, arm=arms, fixed_clusters=sorted(fixed), accept=spec.accept,
+        permutations=DEFAULT_PERMUTATIONS if spec.permutations is None else spec.permutations,
+        seed=0 if spec.seed is None else spec.seed, alpha=spec.alpha)
 
 
-# Model name -> the adapter that fits it from an AnalyseSpec (`--model` choices, in order).
-MODEL_REGISTRY: dict[str, Callable[[pd.DataFrame, AnalyseSpec], ModelResult]] = {
-    "mixed": _fit_mixed,
-    "cr2": _fit_cr("CR2"),
-    "cr1": _fit_cr("CR1"),
-    "gee": _fit_gee,
-    "dim": _fit_dim,
-    "ri": _fit_ri,
+@dataclass(frozen=True)
+class ModelAdapter:
+    """How to fit one `--model` from a spec, and which optional settings it reads."""
+
+    fit: Callable[[pd.DataFrame, AnalyseSpec], ModelResult]
+    uses: frozenset[str] = frozenset({"covariates"})
+
+
+DDF = ("satterthwaite", "kenward-roger")
+DEFAULT_PERMUTATIONS = 10_000
+OPTION_FLAGS = {"covariates": "--covariate", "ddf": "--ddf", "permutations": "--permutations",
+                "seed": "--seed", "small_sample": "--small-sample"}
+# Model name -> its adapter (`--model` choices, in this order).
+MODEL_REGISTRY: dict[str, ModelAdapter] = {
+    "mixed": ModelAdapter(_fit_mixed, frozenset({"covariates", "ddf"})),
+    "cr2": ModelAdapter(_fit_ols("CR2")),
+    "cr1": ModelAdapter(_fit_ols("CR1")),
+    "hc2": ModelAdapter(_fit_ols("HC2")),
+    "gee": ModelAdapter(_fit_gee, frozenset({"covariates", "small_sample"})),
+    "dim": ModelAdapter(_fit_dim, frozenset()),
+    "ri": ModelAdapter(_fit_ri, frozenset({"covariates", "permutations", "seed"})),
 }
 MODELS = tuple(MODEL_REGISTRY)
 
@@ -140,7 +182,10 @@ def analyse_frame(df: pd.DataFrame, spec: AnalyseSpec) -> ModelResult:
     spec.validate()
     require_columns(df, spec.columns)
     try:
-        return MODEL_REGISTRY[spec.model](df, spec)
+        if spec.model != "hc2":
+            check_cluster_nesting(df, spec.cols, across_strata=spec.allow_clusters_across_strata,
+                                  across_arms=spec.allow_clusters_across_arms)
+        result = MODEL_REGISTRY[spec.model].fit(df, spec)
     except AnalysisInputError as error:
         raise InputError(f"{spec.model} model of {spec.outcome!r}: {error}") from None
     except ModelFitError as error:
@@ -148,6 +193,11 @@ def analyse_frame(df: pd.DataFrame, spec: AnalyseSpec) -> ModelResult:
                           "try --model cr2 (cluster-robust OLS) instead") from None
     except GEEConvergenceError as error:
         raise ModelFailed(f"the GEE of {spec.outcome!r} did not converge: {error}") from None
+    levels = categorical_levels(df, spec.covariates)
+    if levels:
+        result.diagnostics["categorical_covariates"] = {
+            name: {"reference": values[0], "levels": values} for name, values in levels.items()}
+    return result
 
 
 def require_columns(df: pd.DataFrame, columns: list[str], file: Path | None = None) -> None:
@@ -166,18 +216,52 @@ class LoadedTable:
     frame: pd.DataFrame
     n_rows: int
     missing_outcome: int
+    where: list[str] = field(default_factory=list)
+    n_selected: int | None = None
 
 
-def load_analysis_table(path: Path, spec: AnalyseSpec) -> LoadedTable:
-    """Read CSV/XLSX text, convert outcome and covariates to numbers, drop missing outcomes."""
+def load_analysis_table(path: Path, spec: AnalyseSpec,
+                        where: Sequence[str] = ()) -> LoadedTable:
+    """Read CSV/XLSX text, keep the `where` rows, convert outcome and numeric covariates to
+    numbers (a text covariate with no numbers is categorical), drop missing outcomes."""
     raw = read_table(path)
     require_columns(raw, spec.columns, file=path)
     frame = blanks_to_missing(raw)
+    n_rows = len(frame)
+    for condition in where:
+        frame = apply_where(frame, condition, path)
     for column in [spec.outcome, *spec.covariates]:
-        frame[column] = to_numeric_column(frame[column], column, path)
+        if column == spec.outcome or not is_categorical(frame[column]):
+            frame[column] = to_numeric_column(frame[column], column, path)
     has_outcome = frame[spec.outcome].notna()
-    return LoadedTable(frame=frame[has_outcome].reset_index(drop=True), n_rows=len(frame),
-                       missing_outcome=int((~has_outcome).sum()))
+    return LoadedTable(frame=frame[has_outcome].reset_index(drop=True), n_rows=n_rows,
+                       missing_outcome=int((~has_outcome).sum()), where=list(where),
+                       n_selected=len(frame))
+
+
+WHERE_PATTERN = re.compile(r"^\s*(?P<column>[^=!]+?)\s*(?P<op>==|!=)\s*(?P<value>.+?)\s*$")
+
+
+def apply_where(frame: pd.DataFrame, condition: str, path: Path | None = None) -> pd.DataFrame:
+    """Rows meeting `column == value` (or `!=`); the column and value must exist."""
+    match = WHERE_PATTERN.match(condition)
+    if not match:
+        raise InputError(f"--where {condition!r} is not of the form \"column == value\" "
+                         "(or !=); quote it in the shell, e.g. --where \"grade == PO\"",
+                         file=path)
+    column, op, value = match["column"], match["op"], match["value"].strip("'\"")
+    require_columns(frame, [column], file=path)
+    text = frame[column].astype("string").str.strip()
+    values = sorted(text.dropna().unique())
+    if value not in values:
+        shown = ", ".join(values[:20]) + (" ..." if len(values) > 20 else "")
+        raise InputError(f"--where {condition!r}: column {column!r} has no value {value!r}; "
+                         f"its values: {shown}." + suggestion(value, values), file=path)
+    keep = (text == value) if op == "==" else (text != value)
+    selected = frame[keep.fillna(op == "!=").to_numpy(bool)].reset_index(drop=True)
+    if selected.empty:
+        raise InputError(f"--where {condition!r} leaves no rows", file=path)
+    return selected
 
 
 def blanks_to_missing(frame: pd.DataFrame) -> pd.DataFrame:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from evalkit.cli.common import console
@@ -25,13 +26,26 @@ def analyse(
     strata_col: Annotated[str | None, typer.Option("--strata-col", help="Strata column.")] = None,
     covariate: Annotated[list[str] | None, typer.Option(
         "--covariate", help="Covariate column (repeat for several).")] = None,
-    model: Annotated[str, typer.Option(help="mixed, cr2, cr1, gee, dim or ri.")] = "mixed",
+    model: Annotated[str, typer.Option(
+        help="mixed, cr2, cr1, hc2 (one row per PDU), gee, dim or ri.")] = "mixed",
     family: Annotated[str, typer.Option(help="gaussian, binomial or poisson.")] = "gaussian",
     control: Annotated[str, typer.Option(help="Control arm label.")] = "Control",
-    permutations: Annotated[int, typer.Option(help="Permutations for --model ri.")] = 10_000,
-    seed: Annotated[int, typer.Option(help="Seed for --model ri.")] = 0,
+    permutations: Annotated[int | None, typer.Option(
+        help="Permutations for --model ri (default 10000).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for --model ri (default 0).")] = None,
     small_sample: Annotated[str, typer.Option(
         "--small-sample", help="GEE small-sample correction: none or mancl-derouen.")] = "none",
+    ddf: Annotated[str | None, typer.Option(
+        help="--model mixed df: satterthwaite (default) or kenward-roger.")] = None,
+    where: Annotated[list[str] | None, typer.Option(
+        "--where", help='Keep rows where "column == value" (or !=); repeat to combine.')
+                     ] = None,
+    across_strata: Annotated[bool, typer.Option(
+        "--allow-clusters-across-strata",
+        help="Accept clusters that span strata (only if the design has them).")] = False,
+    across_arms: Annotated[bool, typer.Option(
+        "--allow-clusters-across-arms",
+        help="Accept arms within clusters (staff, not clusters, were randomised).")] = False,
     non_randomised: Annotated[list[str] | None, typer.Option(
         "--non-randomised", help="Arm allocated on purpose (repeat for several).")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the result as JSON.")
@@ -65,13 +79,17 @@ def analyse(
     spec = AnalyseSpec(
         outcome=outcome, arm_col=arm_col, cluster_col=cluster_col, strata_col=strata_col,
         covariates=list(covariate or []), model=model, family=family, control=control,
-        permutations=permutations, seed=seed, small_sample=small_sample,
-        non_randomised=list(non_randomised or []),
+        permutations=permutations, seed=seed, small_sample=small_sample, ddf=ddf,
+        non_randomised=list(non_randomised or []), allow_clusters_across_strata=across_strata,
+        allow_clusters_across_arms=across_arms,
     )
     spec.validate()
-    loaded = load_analysis_table(data, spec)
+    loaded = load_analysis_table(data, spec, where=list(where or []))
     result = analyse_frame(loaded.frame, spec)
     result.diagnostics["rows_read"] = loaded.n_rows
+    if loaded.where:
+        result.diagnostics["where"] = loaded.where
+        result.diagnostics["rows_selected"] = loaded.n_selected
     result.diagnostics["rows_missing_outcome"] = loaded.missing_outcome
     print_result(result)
     if json_out is not None:
@@ -128,8 +146,14 @@ def print_result(result: ModelResult) -> None:
         joint = result.joint_test
         console.print(f"joint test ({joint.get('test', '')}): statistic "
                       f"{_fmt(joint.get('statistic'))}, p {_fmt(joint.get('p_value'))}")
-    for warning in diagnostics.get("warnings", []) or []:
-        console.print(f"[yellow]warning:[/] {warning}")
+    if diagnostics.get("where"):
+        console.print(f"rows where {' and '.join(diagnostics['where'])}: "
+                      f"{diagnostics.get('rows_selected')} of {diagnostics.get('rows_read')}")
+    for name, levels in (diagnostics.get("categorical_covariates") or {}).items():
+        console.print(f"  categorical covariate {name}: reference level {levels['reference']!r}"
+                      f" ({len(levels['levels'])} levels)")
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/] {escape(warning)}")
     for key in ("df_method", "vcov", "covariance", "converged", "singular", "test_statistic"):
         if key in diagnostics:
             console.print(f"  {key}: {diagnostics[key]}")

@@ -23,8 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from evalkit.trial.validators import require_exactly_one, require_unique_names
 
-ModelName = Literal["mixed", "cr2", "cr1", "gee", "dim", "ri"]
-GAUSSIAN_MODELS = ("mixed", "cr2", "cr1", "dim", "ri")
+ModelName = Literal["mixed", "cr2", "cr1", "hc2", "gee", "dim", "ri"]
+GAUSSIAN_MODELS = ("mixed", "cr2", "cr1", "hc2", "dim", "ri")
 
 
 class _Strict(BaseModel):
@@ -38,16 +38,21 @@ class ModelsByType(_Strict):
                                         min_length=1)
     binary: list[ModelName] = Field(default_factory=lambda: ["gee"], min_length=1)
     count: list[ModelName] = Field(default_factory=lambda: ["gee"], min_length=1)
+    pdu: list[ModelName] = Field(default_factory=lambda: ["hc2", "dim", "ri"], min_length=1)
 
     @model_validator(mode="after")
     def _gee_only_for_discrete(self) -> ModelsByType:
-        if "gee" in self.continuous:
+        if "gee" in self.continuous or "gee" in self.pdu:
             raise ValueError("'gee' is for binary and count outcomes, not continuous ones")
+        if "mixed" in self.pdu:
+            raise ValueError("'mixed' needs several rows per PDU; PDU-level outcomes take "
+                             "hc2, dim or ri")
         return self
 
 
 class OutcomeSpec(_Strict):
-    """One pre-specified outcome."""
+    """One pre-specified outcome; `level = "pdu"` for one value per PDU (e.g. a sickness
+    rate), analysed at PDU level with the `pdu` model list."""
 
     name: str = Field(min_length=1)
     type: Literal["continuous", "binary", "count"]
@@ -100,8 +105,12 @@ class AnalysisSection(_Strict):
         return self
 
     def models_for(self, outcome: OutcomeSpec) -> list[str]:
-        """The outcome's own model list, or the default for its type."""
-        return list(outcome.models or getattr(self.models, outcome.type))
+        """The outcome's own model list, or the default for its level and type."""
+        if outcome.models:
+            return list(outcome.models)
+        if outcome.level == "pdu" and outcome.type == "continuous":
+            return list(self.models.pdu)
+        return list(getattr(self.models, outcome.type))
 
     @property
     def primary_outcome(self) -> OutcomeSpec | None:

@@ -106,14 +106,17 @@ def _run_model(data: PlanData, plan: AnalysisSection, outcome: OutcomeSpec, mode
         deviations.append(_deviation(outcome, model, "skipped", "randomisation inference for "
                                      "staff-level allocation is not implemented"))
         return None
+    is_ri = model == "ri"
     spec = AnalyseSpec(
         outcome=outcome.name, arm_col=ARM, cluster_col=CLUSTER, strata_col=STRATUM,
-        covariates=list(outcome.covariates), model=model, family=outcome.family,
-        control=data.control, permutations=plan.permutations,
-        seed=plan.seed if plan.seed is not None else seed,
+        covariates=[] if model == "dim" else list(outcome.covariates), model=model,
+        family=outcome.family, control=data.control,
+        permutations=plan.permutations if is_ri else None,
+        seed=(plan.seed if plan.seed is not None else seed) if is_ri else None,
         small_sample=plan.gee_small_sample if model == "gee" else "none",
         non_randomised=data.non_randomised, alpha=plan.alpha,
         fixed_clusters=data.fixed_clusters, accept=accept,
+        allow_clusters_across_arms=unit == "staff",
     )
     try:
         return analyse_frame(frame, spec)
