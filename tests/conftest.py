@@ -62,4 +62,4 @@ def staff_level_run(tmp_path_factory: pytest.TempPathFactory, example_files) -> 
     config = root / "staff.toml"
     config.write_text(staff_level_toml(SEEDS2_CONFIG), encoding="utf-8")
     return run_assign(config, out=root / "run", pdus=example_files["pdus"],
-                      staff=example_files["staff"])
+                      staff=example_files["staff"], key_file=root / "joiner.key")

@@ -57,4 +57,4 @@ def staff_level_run(example_files: dict[str, Path], folder: Path) -> Path:
     (folder / "templates").mkdir(exist_ok=True)
     design = folder / "design.toml"
     design.write_text(STAFF_LEVEL_DESIGN, encoding="utf-8")
-    return run_assign(design, out=folder / "run").directory
+    return run_assign(design, out=folder / "run", key_file=folder / "joiner.key").directory

@@ -22,8 +22,10 @@ from evalkit.allocation.joiner_sequence import (
     extended_sequence,
     generate_sequence,
     joiner_sequence_table,
+    reveal,
     slots_per_round,
 )
+from evalkit.allocation.keys import read_key
 from evalkit.cli import app
 from evalkit.register import Register, register_path
 from evalkit.trial.design import parse_design
@@ -31,6 +33,13 @@ from evalkit.turnover.events import enrol
 from tests.turnover_helpers import staff_level_run_fixture  # noqa: F401 (fixture)
 
 runner = CliRunner()
+KEY = bytes(range(32))
+
+
+@pytest.fixture(scope="session")
+def staff_key(staff_level_run: Path) -> Path:
+    """The joiner key `assign` created beside the staff-level run (copies share it)."""
+    return staff_level_run.parent / "joiner.key"
 
 @pytest.fixture()
 def fresh_staff_run(staff_level_run: Path, tmp_path: Path) -> Path:
@@ -75,7 +84,7 @@ ratios_strategy = st.lists(st.integers(0, 3), min_size=2, max_size=3).filter(lam
 @given(seed=st.integers(0, 2**40), ratios=ratios_strategy, sizes=sizes_strategy)
 def test_every_block_is_balanced_by_the_ratios(seed, ratios, sizes):
     design = small_design(seed, ratios)
-    sequence = generate_sequence(design, sizes)
+    sequence = generate_sequence(design, sizes, KEY)
     total = sum(ratios)
     names = {f"Arm {i}": r for i, r in enumerate(ratios)}
     for _, block in sequence.groupby(["stratum", "block"]):
@@ -89,9 +98,9 @@ def test_every_block_is_balanced_by_the_ratios(seed, ratios, sizes):
 @given(seed=st.integers(0, 2**40), ratios=ratios_strategy, sizes=sizes_strategy)
 def test_same_seed_same_sequence_and_longer_sequences_extend_shorter(seed, ratios, sizes):
     design = small_design(seed, ratios)
-    once = generate_sequence(design, sizes)
-    pd.testing.assert_frame_equal(once, generate_sequence(design, sizes))
-    twice = generate_sequence(design, sizes, rounds=2)
+    once = generate_sequence(design, sizes, KEY)
+    pd.testing.assert_frame_equal(once, generate_sequence(design, sizes, KEY))
+    twice = generate_sequence(design, sizes, KEY, rounds=2)
     for stratum, slots in once.groupby("stratum"):
         longer = twice[twice["stratum"] == stratum].head(len(slots))
         assert longer["group"].tolist() == slots["group"].tolist()
@@ -99,19 +108,22 @@ def test_same_seed_same_sequence_and_longer_sequences_extend_shorter(seed, ratio
         assert slots["slot"].tolist() == list(range(1, len(slots) + 1))
 
 
-def test_another_seed_gives_another_sequence():
+def test_another_key_gives_another_sequence_and_the_public_seed_does_not_matter():
     sizes = {"North": 400, "South": 300}
-    first = generate_sequence(small_design(1, [1, 1]), sizes)
-    second = generate_sequence(small_design(2, [1, 1]), sizes)
+    first = generate_sequence(small_design(1, [1, 1]), sizes, KEY)
+    second = generate_sequence(small_design(1, [1, 1]), sizes, bytes(32))
     assert first["group"].tolist() != second["group"].tolist()
+    other_seed = generate_sequence(small_design(2, [1, 1]), sizes, KEY)
+    assert first["group"].tolist() == other_seed["group"].tolist()
 
 
-def test_extension_keeps_slots_already_used(staff_level_run):
+def test_extension_keeps_slots_already_used(staff_level_run, staff_key):
     register = Register.open(staff_level_run)
     allocation = register.table("allocation")
-    stored = register.table(SEQUENCE_TABLE)
+    key = read_key(staff_key)
+    stored = reveal(register.design, allocation, register.table(SEQUENCE_TABLE), key)
     stored.loc[0, ["used_by", "used_at"]] = ["N1", "2024-01-01"]
-    longer = extended_sequence(register.design, allocation, stored)
+    longer = extended_sequence(register.design, allocation, stored, key)
     assert len(longer) > len(stored)
     merged = stored.merge(longer, on=["stratum", "slot"], suffixes=("", "_new"))
     assert (merged["group"] == merged["group_new"]).all()
@@ -119,12 +131,13 @@ def test_extension_keeps_slots_already_used(staff_level_run):
 
 
 def test_staff_level_assign_stores_the_sequence_and_pdu_level_does_not(staff_level_run,
-                                                                       national_run):
+                                                                       national_run, staff_key):
     register = Register.open(staff_level_run)
     stored = register.table(SEQUENCE_TABLE)
-    recomputed = joiner_sequence_table(register.design, register.table("allocation"))
-    pd.testing.assert_frame_equal(stored[["stratum", "slot", "group"]],
-                                  recomputed[["stratum", "slot", "group"]])
+    recomputed = joiner_sequence_table(register.design, register.table("allocation"),
+                                       read_key(staff_key))
+    pd.testing.assert_frame_equal(stored[["stratum", "slot", "commitment"]],
+                                  recomputed[["stratum", "slot", "commitment"]])
     assert (stored["used_by"].fillna("") == "").all()
     assert not Register.open(national_run.directory).has_table(SEQUENCE_TABLE)
 
@@ -148,15 +161,18 @@ def test_pdu_level_starters_inherit_their_pdus_group_and_course(fresh_run, tmp_p
     assert Register.open(fresh_run).table("joiners")["assignment"].eq("joiner").all()
 
 
-def test_staff_level_starters_take_the_next_slots_of_their_stratum(fresh_staff_run, tmp_path):
+def test_staff_level_starters_take_the_next_slots_of_their_stratum(fresh_staff_run, tmp_path,
+                                                                    staff_key):
     register = Register.open(fresh_staff_run)
     staff = register.table("staff_allocation")
     pdu = staff.iloc[0]["pdu_code"]
     region = staff.iloc[0]["region"]
     path = write_starters(tmp_path / "new.csv", [starter(f"N{i:02d}", pdu) for i in range(6)])
-    result = runner.invoke(app, ["enrol", str(fresh_staff_run), "--staff", str(path)])
+    result = runner.invoke(app, ["enrol", str(fresh_staff_run), "--staff", str(path),
+                                 "--key-file", str(staff_key)])
     assert result.exit_code == 0, result.output
-    sequence = register.table(SEQUENCE_TABLE)
+    sequence = reveal(register.design, register.table("allocation"),
+                      register.table(SEQUENCE_TABLE), read_key(staff_key))
     expected = sequence[sequence["stratum"] == region].sort_values("slot")["group"].head(6)
     after = register.table("staff_allocation").set_index("staff_id")
     assert [after.loc[f"N{i:02d}", "group"] for i in range(6)] == expected.tolist()
@@ -165,15 +181,16 @@ def test_staff_level_starters_take_the_next_slots_of_their_stratum(fresh_staff_r
     assert set(used["slot"]) == set(range(1, 7))
 
 
-def test_enrolling_in_two_batches_gives_the_same_groups_as_one(staff_level_run, tmp_path):
+def test_enrolling_in_two_batches_gives_the_same_groups_as_one(staff_level_run, tmp_path,
+                                                               staff_key):
     pdu = Register.open(staff_level_run).table("staff_allocation").iloc[0]["pdu_code"]
     people = [starter(f"N{i:02d}", pdu) for i in range(5)]
     one, two = tmp_path / "one", tmp_path / "two"
     shutil.copytree(staff_level_run, one)
     shutil.copytree(staff_level_run, two)
-    enrol(one, write_starters(tmp_path / "all.csv", people))
-    enrol(two, write_starters(tmp_path / "a.csv", people[:2]))
-    enrol(two, write_starters(tmp_path / "b.csv", people[2:]))
+    enrol(one, write_starters(tmp_path / "all.csv", people), key_file=staff_key)
+    enrol(two, write_starters(tmp_path / "a.csv", people[:2]), key_file=staff_key)
+    enrol(two, write_starters(tmp_path / "b.csv", people[2:]), key_file=staff_key)
     groups = [Register.open(run).table("joiners").set_index("staff_id")["group"].sort_index()
               for run in (one, two)]
     pd.testing.assert_series_equal(groups[0], groups[1])
@@ -183,7 +200,7 @@ def test_enrolling_in_two_batches_gives_the_same_groups_as_one(staff_level_run, 
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(picks=st.lists(st.tuples(st.integers(0, 108), st.sampled_from(["PO", "PSO", "SPO", "CA"])),
                       min_size=1, max_size=8))
-def test_joiners_never_change_existing_allocations(staff_level_run, picks):
+def test_joiners_never_change_existing_allocations(staff_level_run, staff_key, picks):
     with tempfile.TemporaryDirectory() as scratch:
         run = Path(scratch) / "run"
         shutil.copytree(staff_level_run, run)
@@ -191,7 +208,7 @@ def test_joiners_never_change_existing_allocations(staff_level_run, picks):
         allocation, staff = before.table("allocation"), before.table("staff_allocation")
         pdus = sorted(staff["pdu_code"].unique())
         rows = [starter(f"N{i:03d}", pdus[p % len(pdus)], g) for i, (p, g) in enumerate(picks)]
-        enrol(run, write_starters(Path(scratch) / "new.csv", rows))
+        enrol(run, write_starters(Path(scratch) / "new.csv", rows), key_file=staff_key)
         after = Register.open(run)
         pd.testing.assert_frame_equal(after.table("allocation"), allocation)
         kept = after.table("staff_allocation").set_index("staff_id").loc[staff["staff_id"]]
@@ -219,14 +236,15 @@ def test_transfer_keeps_the_group_moves_the_pdu_and_is_logged(fresh_run):
 
 # --- verify replays the events -------------------------------------------------------------
 
-def test_verify_passes_after_enrol_and_transfer(fresh_staff_run, tmp_path):
+def test_verify_passes_after_enrol_and_transfer(fresh_staff_run, tmp_path, staff_key):
     pdus = sorted(Register.open(fresh_staff_run).table("staff_allocation")["pdu_code"].unique())
     path = write_starters(tmp_path / "new.csv", [starter("N1", pdus[3]), starter("N2", pdus[9])])
     run = str(fresh_staff_run)
-    assert runner.invoke(app, ["enrol", run, "--staff", str(path)]).exit_code == 0
+    key = ["--key-file", str(staff_key)]
+    assert runner.invoke(app, ["enrol", run, "--staff", str(path), *key]).exit_code == 0
     moved = runner.invoke(app, ["transfer", run, "--staff-id", "N1", "--to-pdu", pdus[50]])
     assert moved.exit_code == 0, moved.output
-    result = runner.invoke(app, ["verify", run])
+    result = runner.invoke(app, ["verify", run, *key])
     assert result.exit_code == 0, result.output
 
 
@@ -240,10 +258,11 @@ def test_verify_fails_when_staff_allocation_is_edited(fresh_run):
     assert "after replaying the events" in result.output
 
 
-def test_verify_fails_on_a_fake_enrolment_that_skipped_a_slot(fresh_staff_run, tmp_path):
+def test_verify_fails_on_a_fake_enrolment_that_skipped_a_slot(fresh_staff_run, tmp_path,
+                                                              staff_key):
     staff = Register.open(fresh_staff_run).table("staff_allocation")
     path = write_starters(tmp_path / "new.csv", [starter("N1", staff.iloc[0]["pdu_code"])])
-    enrol(fresh_staff_run, path)
+    enrol(fresh_staff_run, path, key_file=staff_key)
     assert runner.invoke(app, ["verify", str(fresh_staff_run)]).exit_code == 0
     [real] = events_of(fresh_staff_run, "enrolled")
     fake = real | {"staff_id": "N2", "slot": real["slot"] + 2}
@@ -309,30 +328,32 @@ def test_bad_transfer_exits_2_and_changes_nothing(fresh_run, arguments, message)
 
 # --- real process and published page -------------------------------------------------------
 
-def test_enrol_through_a_real_process(fresh_staff_run, tmp_path):
+def test_enrol_through_a_real_process(fresh_staff_run, tmp_path, staff_key):
     fresh_run = fresh_staff_run
     pdu = Register.open(fresh_run).table("staff_allocation").iloc[0]["pdu_code"]
     path = write_starters(tmp_path / "new.csv", [starter("N1", pdu)])
     command = [sys.executable, "-c", "from evalkit.cli import app; app()"]
-    done = subprocess.run([*command, "enrol", str(fresh_run), "--staff", str(path)],
+    done = subprocess.run([*command, "enrol", str(fresh_run), "--staff", str(path),
+                           "--key-file", str(staff_key)],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "N1" in pd.read_csv(fresh_run / "staff_allocation.csv", dtype=str)["staff_id"].tolist()
 
 
-def test_a_published_page_is_regenerated(fresh_staff_run, tmp_path):
+def test_a_published_page_is_regenerated(fresh_staff_run, tmp_path, staff_key):
     fresh_run = fresh_staff_run
     publish = pytest.importorskip("evalkit.delivery.publish")
     page = publish.publish(fresh_run, iterations=1000).path
     pdu = Register.open(fresh_run).table("staff_allocation").iloc[0]["pdu_code"]
     path = write_starters(tmp_path / "new.csv", [starter("N1", pdu)])
-    enrol(fresh_run, path)
+    enrol(fresh_run, path, key_file=staff_key)
     published = events_of(fresh_run, "published")
     assert len(published) == 2
     assert Path(published[-1]["path"]) == page.resolve()
 
 
-def test_a_stratum_past_its_slots_is_extended_and_still_verifies(fresh_staff_run, tmp_path):
+def test_a_stratum_past_its_slots_is_extended_and_still_verifies(fresh_staff_run, tmp_path,
+                                                                   staff_key):
     register = Register.open(fresh_staff_run)
     staff = register.table("staff_allocation")
     region = staff.iloc[0]["region"]
@@ -341,20 +362,19 @@ def test_a_stratum_past_its_slots_is_extended_and_still_verifies(fresh_staff_run
     pdu = staff.iloc[0]["pdu_code"]
     path = write_starters(tmp_path / "many.csv",
                           [starter(f"N{i:04d}", pdu) for i in range(slots + 3)])
-    enrol(fresh_staff_run, path)
+    enrol(fresh_staff_run, path, key_file=staff_key)
     extended = register.table(SEQUENCE_TABLE)
     assert int((extended["stratum"] == region).sum()) > slots
     assert (extended["used_by"].fillna("") != "").sum() == slots + 3
-    result = runner.invoke(app, ["verify", str(fresh_staff_run)])
+    result = runner.invoke(app, ["verify", str(fresh_staff_run), "--key-file", str(staff_key)])
     assert result.exit_code == 0, result.output
 
 
-def test_verify_fails_when_the_stored_sequence_is_altered(fresh_staff_run):
+def test_verify_fails_when_the_stored_sequence_is_altered(fresh_staff_run, staff_key):
     register = Register.open(fresh_staff_run)
     sequence = register.table(SEQUENCE_TABLE)
-    sequence.loc[0, "group"] = "Control" if sequence.loc[0, "group"] == "Treatment" \
-        else "Treatment"
+    sequence.loc[0, "commitment"] = sequence.loc[1, "commitment"]
     register.replace_table(SEQUENCE_TABLE, sequence)
-    result = runner.invoke(app, ["verify", str(fresh_staff_run)])
+    result = runner.invoke(app, ["verify", str(fresh_staff_run), "--key-file", str(staff_key)])
     assert result.exit_code == 1
     assert "joiner sequence" in result.output

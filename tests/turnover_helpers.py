@@ -57,7 +57,7 @@ def staff_level_run_fixture(tmp_path_factory, example_files) -> Path:
     design.write_text(STAFF_DESIGN, encoding="utf-8")
     staff = few_staff(example_files, folder, STAFF_PER_PDU)
     return run_assign(design, out=folder / "run", pdus=example_files["pdus"],
-                      staff=staff).directory
+                      staff=staff, key_file=folder / "joiner.key").directory
 
 
 @pytest.fixture(scope="session", name="small_pdu_run")

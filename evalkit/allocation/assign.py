@@ -27,7 +27,8 @@ from evalkit.allocation.allocate import (
     stratum_keys,
 )
 from evalkit.allocation.exports import export_allocation
-from evalkit.allocation.joiner_sequence import joiner_tables
+from evalkit.allocation.joiner_sequence import joiner_meta, joiner_tables, missing_key
+from evalkit.allocation.keys import load_or_create_key
 from evalkit.allocation.roster import Roster, load_roster
 from evalkit.errors import SealedError
 from evalkit.io.files import sha256_file
@@ -52,6 +53,8 @@ class AssignResult:
     manifest: dict[str, Any]
     directory: Path
     files: dict[str, Path]
+    key_file: Path | None = None  # staff-level designs: the joiner key (outside the folder)
+    key_created: bool = False
 
 
 def input_paths(design_path: Path, design: TrialDesign, pdus: Path | None,
@@ -155,8 +158,13 @@ def compute_assignment(design_path: Path, pdus: Path | None = None, staff: Path 
 
 def run_assign(design_path: Path, out: Path | None = None, pdus: Path | None = None,
                staff: Path | None = None,
-               on_progress: ProgressCallback | None = None) -> AssignResult:
-    """Allocate and seal: refuse if `out` already holds a sealed allocation."""
+               on_progress: ProgressCallback | None = None,
+               key_file: Path | None = None) -> AssignResult:
+    """Allocate and seal: refuse if `out` already holds a sealed allocation.
+
+    Staff-level designs need `key_file`: the secret behind the concealed joiner sequence,
+    read if it exists, else created (mode 0600); it must lie outside `out`.
+    """
     design = load_design(design_path)
     directory = Path(out) if out is not None else default_output(design)
     if is_sealed(directory):
@@ -165,8 +173,14 @@ def run_assign(design_path: Path, out: Path | None = None, pdus: Path | None = N
     design, roster, units, allocation = compute_assignment(design_path, pdus, staff, on_progress)
     staff_table = staff_allocation(design, roster, allocation)
     manifest = build_manifest(design_path, design, roster, units, allocation)
-    files = _write_outputs(directory, design, units, allocation, staff_table, manifest)
-    return AssignResult(allocation, staff_table, manifest, directory, files)
+    key, created = None, False
+    if design.trial.unit == "staff":
+        if key_file is None:
+            raise missing_key("assign")
+        key, created = load_or_create_key(Path(key_file), directory)
+    files = _write_outputs(directory, design, units, allocation, staff_table, manifest, key)
+    return AssignResult(allocation, staff_table, manifest, directory, files,
+                        Path(key_file) if key is not None else None, created)
 
 
 def register_units(design: TrialDesign, units: pd.DataFrame) -> pd.DataFrame:
@@ -180,7 +194,7 @@ def register_units(design: TrialDesign, units: pd.DataFrame) -> pd.DataFrame:
 
 def _write_outputs(directory: Path, design: TrialDesign, units: pd.DataFrame,
                    allocation: Allocation, staff_table: pd.DataFrame,
-                   manifest: dict[str, Any]) -> dict[str, Path]:
+                   manifest: dict[str, Any], key: bytes | None = None) -> dict[str, Path]:
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
@@ -188,8 +202,9 @@ def _write_outputs(directory: Path, design: TrialDesign, units: pd.DataFrame,
             staging / REGISTER_FILE,
             {"units": register_units(design, units), "allocation": allocation.table,
              "staff_allocation": staff_table,
-             **joiner_tables(design, allocation.table)},
-            {"design": design.model_dump(mode="json"), "manifest": manifest},
+             **joiner_tables(design, allocation.table, key)},
+            {"design": design.model_dump(mode="json"), "manifest": manifest,
+             **joiner_meta(design, key)},
         )
         files = export_allocation(register, staging, stored={
             "allocation": allocation.table, "staff_allocation": staff_table})

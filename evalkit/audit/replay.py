@@ -1,8 +1,9 @@
 """Replaying turnover for `verify`: original staff + logged events must give today's table.
 
 Checks that every `enrolled` event of a staff-level design took the next unused slot of its
-stratum in the sequence recomputed from the seed, that the stored sequence is that sequence,
-and that the current `staff_allocation` equals the original one with the events applied.
+stratum and (given the joiner key) the group that slot holds in the sequence recomputed from
+the key, that the stored commitments are that sequence's, and that the current
+`staff_allocation` equals the original one with the events applied.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import json
 
 import pandas as pd
 
-from evalkit.allocation.joiner_sequence import SEQUENCE_TABLE, sequence_covering
+from evalkit.allocation.joiner_sequence import SEQUENCE_TABLE, commit, sequence_covering
 from evalkit.register import PDU_SPECIFIC, STAFF_COLUMNS, Register
 from evalkit.trial.design import TrialDesign
 
@@ -41,16 +42,17 @@ def replay(original: pd.DataFrame, events: list[tuple[str, dict]]) -> pd.DataFra
 
 
 def slot_differences(design: TrialDesign, allocation: pd.DataFrame,
-                     events: list[tuple[str, dict]]) -> list[str]:
-    """Enrolments that did not take the next unused slot, or got another group than it holds."""
+                     events: list[tuple[str, dict]], key: bytes | None = None) -> list[str]:
+    """Enrolments that did not take the next unused slot, or (with the key) got another group
+    than it holds."""
     enrolled = [d for kind, d in events if kind == "enrolled"]
     if design.trial.unit != "staff" or not enrolled:
         return []
     needed: dict[str, int] = {}
     for detail in enrolled:
         needed[detail["stratum"]] = needed.get(detail["stratum"], 0) + 1
-    sequence = sequence_covering(design, allocation, needed)
-    groups = sequence.set_index(["stratum", "slot"])["group"]
+    groups = None if key is None else \
+        sequence_covering(design, allocation, needed, key).set_index(["stratum", "slot"])["group"]
     taken: dict[str, int] = {}
     differences = []
     for detail in enrolled:
@@ -60,7 +62,7 @@ def slot_differences(design: TrialDesign, allocation: pd.DataFrame,
         if slot != expected:
             differences.append(f"joiner {detail['staff_id']}: took slot {slot} of stratum "
                                f"{stratum!r}, but the next unused slot was {expected}")
-        elif groups.get((stratum, slot)) != detail["group"]:
+        elif groups is not None and groups.get((stratum, slot)) != detail["group"]:
             differences.append(f"joiner {detail['staff_id']}: group {detail['group']!r} recorded, "
                                f"slot {slot} of stratum {stratum!r} holds "
                                f"{groups.get((stratum, slot))!r}")
@@ -68,17 +70,17 @@ def slot_differences(design: TrialDesign, allocation: pd.DataFrame,
 
 
 def sequence_differences(register: Register, design: TrialDesign,
-                         allocation: pd.DataFrame) -> list[str]:
-    """The stored joiner sequence must be the one recomputed from the seed."""
-    if design.trial.unit != "staff" or not register.has_table(SEQUENCE_TABLE):
+                         allocation: pd.DataFrame, key: bytes | None = None) -> list[str]:
+    """The stored commitments must be those of the sequence recomputed from the key."""
+    if design.trial.unit != "staff" or not register.has_table(SEQUENCE_TABLE) or key is None:
         return []
     stored = register.table(SEQUENCE_TABLE)
     lengths = stored.groupby("stratum").size().to_dict()
-    recomputed = sequence_covering(design, allocation, lengths)
-    merged = stored.merge(recomputed, on=["stratum", "slot"], how="left", suffixes=("", "_seed"))
-    changed = merged[merged["group"] != merged["group_seed"]]
-    return [f"joiner sequence: stratum {r.stratum!r} slot {r.slot} holds {r.group!r}, the seed "
-            f"gives {r.group_seed!r}" for r in changed.head(MAX_LISTED).itertuples()]
+    recomputed = commit(sequence_covering(design, allocation, lengths, key), key)
+    merged = stored.merge(recomputed, on=["stratum", "slot"], how="left", suffixes=("", "_key"))
+    changed = merged[merged["commitment"] != merged["commitment_key"]]
+    return [f"joiner sequence: stratum {r.stratum!r} slot {r.slot}: the stored commitment is "
+            "not the key's (the slot was altered)" for r in changed.head(MAX_LISTED).itertuples()]
 
 
 def table_differences(expected: pd.DataFrame, current: pd.DataFrame) -> list[str]:
@@ -98,11 +100,11 @@ def table_differences(expected: pd.DataFrame, current: pd.DataFrame) -> list[str
 
 
 def turnover_differences(register: Register, design: TrialDesign, allocation: pd.DataFrame,
-                         original_staff: pd.DataFrame) -> list[str]:
+                         original_staff: pd.DataFrame, key: bytes | None = None) -> list[str]:
     """All turnover checks for `verify` (empty when everything replays exactly)."""
     events = _turnover_events(register)
-    differences = slot_differences(design, allocation, events)
-    differences += sequence_differences(register, design, allocation)
+    differences = slot_differences(design, allocation, events, key)
+    differences += sequence_differences(register, design, allocation, key)
     current = register.table("staff_allocation")
     differences += table_differences(replay(original_staff, events), current)
     return differences

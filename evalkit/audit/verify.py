@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 
 from evalkit.allocation.assign import compute_assignment, staff_allocation, units_digest
+from evalkit.allocation.joiner_sequence import KEY_META
+from evalkit.allocation.keys import key_fingerprint, read_key
 from evalkit.audit.replay import turnover_differences
 from evalkit.io.files import sha256_file
 from evalkit.register import Register
@@ -62,8 +64,24 @@ def compare_allocations(recorded: pd.DataFrame, recomputed: pd.DataFrame) -> lis
     return differences
 
 
+def _joiner_key(register: Register, key_file: Path | None, differences: list[str],
+                notes: list[str]) -> bytes | None:
+    """The joiner key when given and right; else a note or a difference, and None."""
+    if register.design.trial.unit != "staff":
+        return None
+    if key_file is None:
+        notes.append("joiners' groups were not checked against the concealed sequence: "
+                     "pass --key-file (the joiner key) to prove them")
+        return None
+    key = read_key(key_file)
+    if (register.meta(KEY_META) or {}).get("fingerprint") != key_fingerprint(key):
+        differences.append(f"the key in {key_file} is not the one this run was sealed with")
+        return None
+    return key
+
+
 def verify_allocation(directory: Path, config: Path | None = None, pdus: Path | None = None,
-                      staff: Path | None = None) -> VerifyReport:
+                      staff: Path | None = None, key_file: Path | None = None) -> VerifyReport:
     """Recompute and compare; record a `verified` event either way."""
     register = Register.open(directory)
     manifest = register.manifest
@@ -74,13 +92,14 @@ def verify_allocation(directory: Path, config: Path | None = None, pdus: Path | 
     if load_design(design_path).digest() != manifest["design_sha256"]:
         differences.append(f"the design in {design_path} is not the one the allocation used")
     notes = _input_notes(manifest, pdus_path, staff_path)
+    key = _joiner_key(register, key_file, differences, notes)
     design, roster, units, allocation = compute_assignment(design_path, pdus_path, staff_path)
     unit_columns = ["unit_id", *design.trial.strata, *allocation.covariates]
     if units_digest(units, unit_columns) != manifest["units_sha256"]:
         differences.append("the set of units (IDs, strata, covariates) has changed")
     differences += compare_allocations(register.table("allocation"), allocation.table)
     differences += turnover_differences(register, design, allocation.table,
-                                        staff_allocation(design, roster, allocation))
+                                        staff_allocation(design, roster, allocation), key)
     matches = not differences
     summary = (f"{len(allocation.table)} units recomputed from seed {manifest['seed']} "
                f"with {manifest['algorithm']}: " + ("identical allocation" if matches

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from evalkit.audit.verify import verify_allocation
-from evalkit.cli.allocation import PdusOption, StaffOption
+from evalkit.cli.allocation import KeyFileOption, PdusOption, StaffOption
 from evalkit.cli.common import console
 
 
@@ -17,6 +17,7 @@ def verify(
     config: Annotated[Path | None, typer.Option(help="Design file (default: as recorded).")] = None,
     pdus: PdusOption = None,
     staff: StaffOption = None,
+    key_file: KeyFileOption = None,
 ) -> None:
     """Check a sealed run folder; exit 1 on any mismatch.
 
@@ -24,7 +25,8 @@ def verify(
 
     Example: evalkit verify outputs/seeds2
     """
-    report = verify_allocation(directory, config=config, pdus=pdus, staff=staff)
+    report = verify_allocation(directory, config=config, pdus=pdus, staff=staff,
+                               key_file=key_file)
     for line in report.notes:
         console.print(f"[yellow]note:[/] {line}")
     if report.matches:

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from evalkit.cli.allocation import KeyFileOption
 from evalkit.cli.common import console, frame_table
 from evalkit.turnover.events import TurnoverResult, enrol, transfer
 
@@ -27,15 +28,16 @@ def enrol_command(
                                         "staff_id, grade, pdu_code and optional name, email, "
                                         "pod, line_manager_id, office.")],
     reason: ReasonOption = "new starters",
+    key_file: KeyFileOption = None,
 ) -> None:
     """Enrol new starters into the trial.
 
     PDU-level designs give them their PDU's group; staff-level designs give each the next
     unused slot of their stratum's concealed sequence.
 
-    Example: evalkit enrol outputs/seeds2 --staff new_starters.csv
+    Example: evalkit enrol outputs/seeds2 --staff new_starters.csv [--key-file ~/trial.key]
     """
-    result = enrol(directory, staff, reason=reason)
+    result = enrol(directory, staff, reason=reason, key_file=key_file)
     _print_result(f"{len(result.rows)} new starter(s) enrolled", result)
 
 

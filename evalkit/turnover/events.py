@@ -20,7 +20,16 @@ import pandas as pd
 from evalkit.allocation import roster
 from evalkit.allocation.allocate import stratum_keys
 from evalkit.allocation.exports import export_allocation
-from evalkit.allocation.joiner_sequence import SEQUENCE_TABLE, extended_sequence
+from evalkit.allocation.joiner_sequence import (
+    KEY_META,
+    SEQUENCE_TABLE,
+    check_key,
+    commit,
+    extended_sequence,
+    missing_key,
+    reveal,
+)
+from evalkit.allocation.keys import read_key
 from evalkit.allocation.roster import validate_staff
 from evalkit.errors import InputError, suggestion
 from evalkit.io.files import read_table
@@ -115,28 +124,38 @@ def _joiner_strata(register: Register, rows: pd.DataFrame, frame: pd.DataFrame,
 
 
 def _take_slots(register: Register, rows: pd.DataFrame, strata: pd.Series,
-                when: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+                when: str, key: bytes) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Give each joiner (in staff ID order) the next unused slot of their stratum."""
     design = register.design
     allocation = register.table("allocation")
-    sequence = register.table(SEQUENCE_TABLE).fillna("")
+    sequence = reveal(design, allocation, register.table(SEQUENCE_TABLE).fillna(""), key)
     rows = rows.assign(stratum=strata.to_numpy(), slot=0)
     for index, row in rows.iterrows():
         free = sequence[(sequence["stratum"] == row["stratum"]) & (sequence["used_by"] == "")]
         while free.empty:
-            sequence = extended_sequence(design, allocation, sequence)
+            sequence = extended_sequence(design, allocation, sequence, key)
             free = sequence[(sequence["stratum"] == row["stratum"]) & (sequence["used_by"] == "")]
         slot = free.index[free["slot"].astype(int).argmin()]
         sequence.loc[slot, ["used_by", "used_at"]] = [row["staff_id"], when]
         rows.loc[index, ["group", "slot"]] = [sequence.loc[slot, "group"],
                                               int(sequence.loc[slot, "slot"])]
-    return rows, sequence
+    return rows, commit(sequence, key)
 
 
-def enrol(directory: Path, staff_path: Path, reason: str = "") -> TurnoverResult:
-    """Add new starters to a sealed run; validate everything before writing anything."""
+def enrol(directory: Path, staff_path: Path, reason: str = "",
+          key_file: Path | None = None) -> TurnoverResult:
+    """Add new starters to a sealed run; validate everything before writing anything.
+
+    Staff-level designs need `key_file`, the joiner key `assign` created.
+    """
     register = Register.open(directory)
     design = register.design
+    key = None
+    if design.trial.unit == "staff":
+        if key_file is None:
+            raise missing_key("enrol")
+        key = read_key(key_file)
+        check_key(register.meta(KEY_META), key, key_file)
     staff = register.table("staff_allocation").fillna("")
     pdus = known_pdus(register, staff)
     frame = _read_new_starters(staff_path, staff, pdus)
@@ -145,7 +164,7 @@ def enrol(directory: Path, staff_path: Path, reason: str = "") -> TurnoverResult
     sequence = None
     if design.trial.unit == "staff":
         strata = _joiner_strata(register, rows, frame, pdus, Path(staff_path))
-        rows, sequence = _take_slots(register, rows, strata, when)
+        rows, sequence = _take_slots(register, rows, strata, when, key)
     else:
         rows = rows.assign(stratum="", slot=0)
     joiners = rows.assign(assignment="joiner", enrolled_at=when, reason=reason)
