@@ -60,6 +60,8 @@ class RandomStream:
 
     def below(self, bound: int, count: int) -> np.ndarray:
         """`count` independent uniform integers in [0, bound), unbiased by rejection."""
+        if count == 1:   # one number at a time (the joiner sequence): plain integers
+            return np.array([self._below_one(int(bound))], dtype=np.int64)
         bound_u = np.uint64(bound)
         remainder = (_MAX_WORD % bound_u + np.uint64(1)) % bound_u   # 2**64 mod bound
         highest_accepted = _MAX_WORD - remainder
@@ -69,6 +71,19 @@ class RandomStream:
             out[rejected] = self.words(rejected.size)
             rejected = rejected[out[rejected] > highest_accepted]
         return (out % bound_u).astype(np.int64)
+
+
+    def _below_one(self, bound: int) -> int:
+        """One uniform integer in [0, bound) from the same words `below` would use."""
+        highest_accepted = _TWO_64 - 1 - _TWO_64 % bound
+        while True:
+            if self._next < len(self._buffer):
+                word = self._buffer[self._next]
+                self._next += 1
+            else:
+                word = int(self._bits.random_raw())
+            if word <= highest_accepted:
+                return word % bound
 
 
 class _Node:
