@@ -10,35 +10,58 @@ import pandas as pd
 import pytest
 
 from evalkit.analysis.data import AnalysisColumns
+from evalkit.analysis.mixed import fit_mixed
 from evalkit.analysis.ols import fit_ols_cr
 from evalkit.power.analytic import Arms, Assumptions, analyse
 from evalkit.power.job import SimulationRequest, simulate_design
+from evalkit.power.mixed_means import fit_mixed_means
 from evalkit.power.simulate import cr2_fit
 from tests.helpers import small_pdus, small_staff, write_trial
 
 REPLICATES = 600
 
 
-def test_vectorised_cr2_equals_the_analysis_stage_cr2_on_staff_rows():
-    rng = np.random.default_rng(3)
+COLUMNS = AnalysisColumns(outcome="y", strata="region", covariates=("z",), control="C")
+
+
+def _staff_rows(seed: int, pdu_sd: float) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """14 PDUs of unequal size in 3 regions, arms T/C/E, a PDU covariate z."""
+    rng = np.random.default_rng(seed)
     sizes = rng.integers(3, 12, 14)
     strata = np.repeat([0, 1, 2], [5, 5, 4])
     arms = np.array(["T", "C", "E"] * 5)[:14]
     z = rng.standard_normal(14)
-    rows = [{"y": rng.standard_normal() + 0.3 * (arms[j] == "T") + 0.5 * z[j], "arm": arms[j],
-             "pdu": f"p{j}", "region": f"r{strata[j]}", "z": z[j]}
+    pdu_effect = pdu_sd * rng.standard_normal(14)
+    rows = [{"y": rng.standard_normal() + 0.3 * (arms[j] == "T") + 0.5 * z[j] + pdu_effect[j],
+             "arm": arms[j], "pdu": f"p{j}", "region": f"r{strata[j]}", "z": z[j]}
             for j in range(14) for _ in range(sizes[j])]
-    staff = pd.DataFrame(rows)
-    expected = fit_ols_cr(staff, AnalysisColumns(outcome="y", strata="region", covariates=("z",),
-                                                 control="C"))
-    means = staff.groupby("pdu", sort=False)["y"].mean().to_numpy()
     x = np.column_stack([np.ones(14), arms == "E", arms == "T", strata == 1, strata == 2, z])
-    estimates, errors, dfs = cr2_fit(x.astype(float)[None], [means[None]], sizes.astype(float),
-                                     [1, 2])
+    return pd.DataFrame(rows), x.astype(float)[None], sizes.astype(float)
+
+
+def test_vectorised_cr2_equals_the_analysis_stage_cr2_on_staff_rows():
+    staff, x, sizes = _staff_rows(3, 0.5)
+    expected = fit_ols_cr(staff, COLUMNS)
+    means = staff.groupby("pdu", sort=False)["y"].mean().to_numpy()
+    estimates, errors, dfs = cr2_fit(x, [means[None]], sizes, [1, 2])
     for index, contrast in enumerate(expected.contrasts):
         assert estimates[0, index, 0] == pytest.approx(contrast.estimate, rel=1e-9)
         assert errors[0, index, 0] == pytest.approx(contrast.se, rel=1e-9)
         assert dfs[index, 0] == pytest.approx(contrast.df, rel=1e-9)
+
+
+@pytest.mark.parametrize("seed, pdu_sd", [(1, 0.5), (2, 0.5), (3, 0.02)])
+def test_mixed_model_from_pdu_summaries_equals_the_analysis_stage_mixed_model(seed, pdu_sd):
+    staff, x, sizes = _staff_rows(seed, pdu_sd)
+    expected = fit_mixed(staff, COLUMNS)
+    grouped = staff.groupby("pdu", sort=False)["y"]
+    within = float(((staff["y"] - grouped.transform("mean")) ** 2).sum())
+    estimates, errors, dfs = fit_mixed_means(x, grouped.mean().to_numpy()[None], sizes,
+                                             np.array([within]), [1, 2])
+    for index, contrast in enumerate(expected.contrasts):
+        assert estimates[index, 0] == pytest.approx(contrast.estimate, rel=1e-6)
+        assert errors[index, 0] == pytest.approx(contrast.se, rel=1e-5)
+        assert dfs[index, 0] == pytest.approx(contrast.df, rel=1e-4)
 
 
 def _balanced_trial(folder, staff_counts=None):
@@ -50,9 +73,10 @@ def _balanced_trial(folder, staff_counts=None):
     return write_trial(folder, fixed="[]", pdus=pdus, staff=staff)
 
 
-def _simulate(design, effect, workers=1):
+def _simulate(design, effect, workers=1, analysis="cr2"):
     assumptions = Assumptions(icc=0.10)
-    request = SimulationRequest(replicates=REPLICATES, effect=effect, workers=workers, seed=11)
+    request = SimulationRequest(replicates=REPLICATES, effect=effect, workers=workers, seed=11,
+                                analyses=(analysis,))
     return simulate_design(design, assumptions, request).simulation["contrasts"][0]
 
 
@@ -68,6 +92,9 @@ def test_simulated_power_and_type_i_error_agree_with_theory_on_a_balanced_design
     assert abs(simulated["bias"]) < 3 * simulated["bias_mc_se"]
     assert abs(simulated["coverage"] - 0.95) < 3 * math.sqrt(0.05 * 0.95 / REPLICATES)
     assert simulated == _simulate(design, analytic.mdes, workers=1)  # same for any workers
+    mixed = _simulate(design, analytic.mdes, analysis="mixed")
+    assert abs(mixed["power"] - 0.80) < 3 * mc_error + 0.02
+    assert abs(mixed["type_i_error"] - 0.05) < 3 * math.sqrt(0.05 * 0.95 / REPLICATES)
 
 
 @pytest.mark.slow

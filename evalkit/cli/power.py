@@ -52,6 +52,8 @@ WeightingOpt = Annotated[str, typer.Option("--weighting", help="Simulated CR2 on
                                            "or on PDU means (cluster).")]
 WorkersOpt = Annotated[int, typer.Option("--workers", help="Processes for the simulation.")]
 SeedOpt = _opt("--seed", "Simulation seed (default: the design's).", int)
+AnalysisOpt = Annotated[list[str] | None, typer.Option(
+    "--analysis", help="Simulated analysis: cr2 or mixed (repeat; default: the design's).")]
 OutOpt = Annotated[Path, typer.Option("--out", help="Folder for power.json and power.html.")]
 
 
@@ -65,7 +67,7 @@ def power(config: ConfigOpt = None, pdus: PdusOpt = None, staff: StaffOpt = None
           contrasts: ContrastsOpt = 1, adjust: AdjustOpt = None, effect: EffectOpt = None,
           solve_clusters: SolveOpt = False, simulate: SimulateOpt = 0,
           weighting: WeightingOpt = "staff", workers: WorkersOpt = 2, seed: SeedOpt = None,
-          out: OutOpt = Path("outputs/power")) -> None:
+          analysis: AnalysisOpt = None, out: OutOpt = Path("outputs/power")) -> None:
     """Power, MDES or clusters needed, from numbers or the design.
 
     Example: evalkit power --clusters 20 --cluster-size 15 --icc 0.17
@@ -80,7 +82,7 @@ def power(config: ConfigOpt = None, pdus: PdusOpt = None, staff: StaffOpt = None
              "attrition": attrition, "size_method": size_method, "adjustment": adjust}
     if config is not None:
         report = _from_design(config, pdus, staff, given, effect,
-                              (simulate, weighting, workers, seed))
+                              (simulate, weighting, workers, seed, tuple(analysis or ())))
     else:
         if clusters is None or cluster_size is None:
             raise InputError("give --clusters and --cluster-size (or --config DESIGN)")
@@ -95,19 +97,20 @@ def power(config: ConfigOpt = None, pdus: PdusOpt = None, staff: StaffOpt = None
 
 
 def _from_design(config: Path, pdus: Path | None, staff: Path | None, given: dict[str, Any],
-                 effect: float | None, simulation: tuple[int, str, int, int | None]
+                 effect: float | None, simulation: tuple[int, str, int, int | None, tuple]
                  ) -> PowerReport:
     from evalkit.power.design_inputs import load_design_inputs
     from evalkit.power.job import SimulationRequest, power_from_design, simulate_design
 
     design, _ = load_design_inputs(config, pdus, staff)
     assumptions = _assumptions(given, design.analysis, size_cv=0.0, contrasts=1)
-    replicates, weighting, workers, seed = simulation
+    replicates, weighting, workers, seed, analyses = simulation
     if not replicates:
         return power_from_design(config, assumptions, pdus, staff, effect)
     if weighting not in ("staff", "cluster"):
         raise InputError(f"--weighting {weighting!r}: allowed staff, cluster")
-    request = SimulationRequest(replicates, effect, weighting, workers, seed)  # type: ignore[arg-type]
+    request = SimulationRequest(replicates, effect, weighting, workers, seed,  # type: ignore[arg-type]
+                                analyses)
     with progress_bar("Simulating the design", replicates) as advance:
         return simulate_design(config, assumptions, request, pdus, staff, advance)
 
@@ -173,12 +176,13 @@ def simulation_table(simulation: dict[str, Any]) -> Table:
     """Simulated power (MC SE), Holm power, bias, coverage, type I error, analytic power."""
     table = Table(title=f"Simulation: {simulation['replicates']} replicates at effect "
                         f"{simulation['effect']:.3f}, {simulation['seconds']:.1f} s")
-    for column in ("contrast", "power (MC SE)", "Holm", "bias", "coverage", "type I (MC SE)",
-                   "analytic"):
-        table.add_column(column, justify="left" if column == "contrast" else "right")
+    for column in ("contrast", "analysis", "power (MC SE)", "Holm", "bias", "coverage",
+                   "type I (MC SE)", "analytic"):
+        table.add_column(column, justify="left" if column in ("contrast", "analysis")
+                         else "right")
     for c in simulation["contrasts"]:
         analytic = "" if c["analytic_power"] is None else f"{c['analytic_power']:.3f}"
-        table.add_row(c["contrast"], f"{c['power']:.3f} ({c['power_mc_se']:.3f})",
+        table.add_row(c["contrast"], c["analysis"], f"{c['power']:.3f} ({c['power_mc_se']:.3f})",
                       f"{c['power_holm']:.3f}", f"{c['bias']:+.4f}", f"{c['coverage']:.3f}",
                       f"{c['type_i_error']:.3f} ({c['type_i_mc_se']:.3f})", analytic)
     return table

@@ -30,7 +30,7 @@ from evalkit.power.design_inputs import (
     design_contrasts,
     load_design_inputs,
 )
-from evalkit.power.simulate import Weighting, build_spec, run_simulation, summarise
+from evalkit.power.simulate import ANALYSES, Weighting, build_spec, run_simulation, summarise
 from evalkit.trial.design import TrialDesign
 
 CURVE_POINTS = 41
@@ -151,6 +151,21 @@ def model_name(model: str) -> str:
     return MODEL_NAMES.get(model, model)
 
 
+ANALYSIS_NAMES = {
+    "cr2": lambda weighting: (
+        "CR2 OLS on staff, PDU clusters, stratum fixed effects, Bell-McCaffrey df"
+        if weighting == "staff" else "CR2 OLS on PDU means, stratum fixed effects, "
+        "Bell-McCaffrey df"),
+    "mixed": lambda _: "random intercept per PDU, REML, Satterthwaite df",
+}
+
+
+def simulated_analyses(design: TrialDesign) -> tuple[str, ...]:
+    """The design's continuous-outcome models that the simulation runs (mixed, cr2), in order."""
+    chosen = tuple(m for m in design.analysis.models.continuous if m in ANALYSES)
+    return chosen or ("cr2",)
+
+
 @dataclass(frozen=True)
 class SimulationRequest:
     """How to simulate: replicates, true effect (default: the analytic MDES), weighting."""
@@ -160,6 +175,7 @@ class SimulationRequest:
     weighting: Weighting = "staff"
     workers: int = 2
     seed: int | None = None
+    analyses: tuple[str, ...] = ()  # default: the design's continuous models simulation has
 
 
 def simulate_design(design_path: Path, assumptions: Assumptions, request: SimulationRequest,
@@ -175,20 +191,20 @@ def simulate_design(design_path: Path, assumptions: Assumptions, request: Simula
     effect = request.effect if request.effect is not None else randomised[0]["mdes"]
     report = report_for_table(design, table, assumptions, effect, source)
     sizes = roster.staff.groupby("pdu_code").size()
+    analyses = request.analyses or simulated_analyses(design)
     spec = build_spec(design, build_units(design, roster), sizes, assumptions, effect,
-                      request.weighting, request.seed)
+                      request.weighting, request.seed, analyses)
     started = time.perf_counter()
     draws = run_simulation(spec, request.replicates, request.workers, on_progress)
     seconds = time.perf_counter() - started
     analytic = {r["contrast"]: r["power"] for r in report.rows if r["level"] == "as designed"}
     rows = [{**row, "analytic_power": analytic.get(row["contrast"])}
-            for row in summarise(spec, draws, effect)]
+            for analysis in analyses for row in summarise(spec, draws[analysis], effect, analysis)]
     report.simulation = {
         "replicates": request.replicates, "effect": effect, "icc": assumptions.icc,
         "weighting": request.weighting, "seed": spec.seed, "workers": request.workers,
         "seconds": round(seconds, 3),
-        "analysis": ("CR2 OLS on staff, PDU clusters, stratum fixed effects, Bell-McCaffrey df"
-                     if request.weighting == "staff" else
-                     "CR2 OLS on PDU means, stratum fixed effects, Bell-McCaffrey df"),
+        "analyses": list(analyses),
+        "analysis": "; ".join(ANALYSIS_NAMES[a](request.weighting) for a in analyses),
         "contrasts": rows}
     return report

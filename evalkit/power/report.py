@@ -58,33 +58,43 @@ def curve_svg(report: PowerReport, axis: str) -> str:
     from matplotlib import pyplot as plt
 
     figure, ax = plt.subplots(figsize=(6.4, 3.8))
+    colours = {}
     for index, (label, points) in enumerate(report.curves.get(axis, {}).items()):
-        colour = COLOURS[index % len(COLOURS)]
-        ax.plot([p[0] for p in points], [p[1] for p in points], color=colour,
+        colours[label] = COLOURS[index % len(COLOURS)]
+        ax.plot([p[0] for p in points], [p[1] for p in points], color=colours[label],
                 label=f"{label} (analytic)")
-    for index, point in enumerate(_simulated_points(report, axis)):
-        ax.errorbar(point["x"], point["y"], yerr=1.96 * point["se"], fmt="o", color="#0b0c0c",
-                    capsize=3, label="simulated (95% MC interval)" if index == 0 else None)
+    for point in _simulated_points(report, axis):
+        ax.errorbar(point["x"], point["y"], yerr=1.96 * point["se"], fmt=point["marker"],
+                    color=colours.get(point["contrast"], "#0b0c0c"), markeredgecolor="#0b0c0c",
+                    capsize=3, label=point["label"])
     ax.axhline(report.assumptions.power, color="#505a5f", linestyle=":", linewidth=1)
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("effect size (outcome SDs)" if axis == "effect" else "intra-cluster correlation")
     ax.set_ylabel("power")
-    ax.legend(frameon=False, fontsize=8, loc="best")
+    ax.legend(frameon=False, fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.spines[["top", "right"]].set_visible(False)
     svg = _svg(figure)
     plt.close(figure)
     return svg
 
 
-def _simulated_points(report: PowerReport, axis: str) -> list[dict[str, float]]:
+def _simulated_points(report: PowerReport, axis: str) -> list[dict[str, Any]]:
+    """Simulated power (and type I error at 0) per analysis, with its MC SE, for the plots."""
     simulation = report.simulation
     if not simulation:
         return []
-    primary = simulation["contrasts"][0]
-    if axis == "effect":
-        return [{"x": simulation["effect"], "y": primary["power"], "se": primary["power_mc_se"]},
-                {"x": 0.0, "y": primary["type_i_error"], "se": primary["type_i_mc_se"]}]
-    return [{"x": simulation["icc"], "y": primary["power"], "se": primary["power_mc_se"]}]
+    points = []
+    for index, analysis in enumerate(simulation.get("analyses", ["cr2"])):
+        marker = "os^"[index % 3]
+        for row in (r for r in simulation["contrasts"] if r["analysis"] == analysis):
+            label = f"{row['contrast']}, {analysis} (simulated, 95% MC interval)"
+            x = simulation["effect"] if axis == "effect" else simulation["icc"]
+            points.append({"x": x, "y": row["power"], "se": row["power_mc_se"],
+                           "marker": marker, "contrast": row["contrast"], "label": label})
+            if axis == "effect":
+                points.append({"x": 0.0, "y": row["type_i_error"], "se": row["type_i_mc_se"],
+                               "marker": marker, "contrast": row["contrast"], "label": None})
+    return points
 
 
 def sample_size_paragraph(report: PowerReport) -> str:

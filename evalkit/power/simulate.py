@@ -34,9 +34,11 @@ from evalkit.allocation.allocate import fixed_assignments, stratum_keys
 from evalkit.allocation.randomise import RandomStream, StratifiedDesign
 from evalkit.errors import InputError
 from evalkit.power.analytic import Assumptions
+from evalkit.power.mixed_means import fit_mixed_means
 from evalkit.trial.design import TrialDesign
 
 Weighting = Literal["staff", "cluster"]
+ANALYSES = ("cr2", "mixed")
 CHUNK = 50
 SEED_OFFSET = 10_000  # purposes 0 and 1 of the design seed belong to `assign`
 
@@ -51,7 +53,7 @@ class SimulationSpec:
     pool_stratum: np.ndarray             # stratum index of each pool unit
     fixed_codes: np.ndarray              # design-arm index of each fixed unit
     fixed_stratum: np.ndarray
-    sizes: np.ndarray                    # staff per PDU: pool units first, then fixed
+    sizes: np.ndarray                    # staff with outcomes per PDU: pool first, then fixed
     n_strata: int
     arm_names: tuple[str, ...]
     arms_present: tuple[str, ...]        # arms with units (the others get no dummy)
@@ -60,11 +62,13 @@ class SimulationSpec:
     effects: np.ndarray                  # true effect per design arm (0 for control)
     weighting: Weighting
     seed: int
+    analyses: tuple[str, ...] = ("cr2",)
 
 
 def build_spec(design: TrialDesign, units: pd.DataFrame, sizes: pd.Series,
                assumptions: Assumptions, effect: float, weighting: Weighting = "staff",
-               seed: int | None = None) -> SimulationSpec:
+               seed: int | None = None, analyses: tuple[str, ...] = ("cr2",)
+               ) -> SimulationSpec:
     """The simulation's view of a PDU-level design (units as `build_units` returns them)."""
     if design.trial.unit != "pdu":
         raise InputError("simulation supports designs with unit = \"pdu\" (PDUs randomised); "
@@ -78,7 +82,12 @@ def build_spec(design: TrialDesign, units: pd.DataFrame, sizes: pd.Series,
     fixed_units = frame[frame["unit_id"].isin(fixed)]
     names = [arm.name for arm in design.arms]
     staff = pd.concat([pool, fixed_units])["unit_id"].map(sizes).fillna(0).to_numpy(float)
-    if (staff * (1 - assumptions.attrition) < 1).any():
+    staff = np.round(staff * (1 - assumptions.attrition))  # staff with outcomes
+    unknown = set(analyses) - set(ANALYSES)
+    if unknown:
+        raise InputError(f"simulated analysis {sorted(unknown)[0]!r}: allowed "
+                         f"{', '.join(ANALYSES)}")
+    if (staff < 1).any():
         raise InputError("every PDU in the simulation needs staff (a PDU has none in the "
                          "staff roster)")
     effects = np.array([0.0 if arm.control else effect for arm in design.arms])
@@ -92,7 +101,7 @@ def build_spec(design: TrialDesign, units: pd.DataFrame, sizes: pd.Series,
         fixed_codes=np.array([names.index(fixed[u]) for u in fixed_units["unit_id"]], int),
         fixed_stratum=fixed_units["_code"].to_numpy(int), sizes=staff, n_strata=len(strata),
         arm_names=tuple(names), arms_present=names_used, control=names.index(design.control_arm),
-        assumptions=assumptions, effects=effects, weighting=weighting,
+        assumptions=assumptions, effects=effects, weighting=weighting, analyses=analyses,
         seed=design.trial.seed if seed is None else seed)
 
 
@@ -125,8 +134,8 @@ def cr2_fit(x: np.ndarray, ys: list[np.ndarray], weights: np.ndarray,
     (outcomes x coefficients x R); df does not depend on the outcome: (coefficients x R).
     """
     xw = x * weights[None, :, None]
-    m = np.linalg.inv(np.einsum("rjp,rjq->rpq", xw, x))
-    q = np.einsum("rjp,rpq,rkq->rjk", x, m, x)
+    m = np.linalg.inv(np.swapaxes(xw, 1, 2) @ x)
+    q = x @ m @ np.swapaxes(x, 1, 2)
     root = np.sqrt(np.clip(1 - weights[None, :] * np.einsum("rjj->rj", q), 1e-12, None))
     identity = np.eye(x.shape[1])[None, :, :]
     spread = identity - q * weights[None, None, :]
@@ -138,8 +147,8 @@ def cr2_fit(x: np.ndarray, ys: list[np.ndarray], weights: np.ndarray,
         adjustments.append(a * weights[None, :])
     estimates, errors = [], []
     for y in ys:
-        beta = np.einsum("rpq,rjq,rj->rp", m, xw, y)
-        resid = y - np.einsum("rjp,rp->rj", x, beta)
+        beta = (m @ (np.swapaxes(xw, 1, 2) @ y[:, :, None]))[:, :, 0]
+        resid = y - (x @ beta[:, :, None])[:, :, 0]
         estimates.append([beta[:, c] for c in coefficients])
         errors.append([np.sqrt(np.sum((a * resid) ** 2, axis=1)) for a in adjustments])
     return np.array(estimates), np.array(errors), np.array(dfs)
@@ -154,34 +163,46 @@ def draw_arms(spec: SimulationSpec, replicates: int, chunk: int) -> np.ndarray:
     return np.hstack([pool_arms, np.tile(spec.fixed_codes, (replicates, 1))])
 
 
-def simulate_chunk(spec: SimulationSpec, replicates: int, chunk: int) -> dict[str, np.ndarray]:
-    """One chunk of replicates: estimates, SEs and df with the effect and at effect 0."""
+def simulate_chunk(spec: SimulationSpec, replicates: int,
+                   chunk: int) -> dict[str, dict[str, np.ndarray]]:
+    """One chunk: per analysis, estimates, SEs and df (outcome x contrast x replicate), the
+    first outcome with the effect, the second at effect 0 (the same noise)."""
     a = spec.assumptions
     arms = draw_arms(spec, replicates, chunk)
     rng = np.random.default_rng(np.random.SeedSequence(spec.seed,
                                                        spawn_key=(2 * SEED_OFFSET + chunk,)))
-    staff = spec.sizes * (1 - a.attrition)
-    shape = arms.shape
+    staff, shape = spec.sizes, arms.shape
+    within_variance = (1 - a.icc) * (1 - a.r2_individual)
     z = rng.standard_normal(shape) if a.r2_cluster > 0 else None
     noise = (math.sqrt(a.icc * (1 - a.r2_cluster)) * rng.standard_normal(shape)
-             + np.sqrt((1 - a.icc) * (1 - a.r2_individual) / staff) * rng.standard_normal(shape))
+             + np.sqrt(within_variance / staff) * rng.standard_normal(shape))
     if z is not None:
         noise = noise + math.sqrt(a.icc * a.r2_cluster) * z
     x = _design_matrices(spec, arms, z)
-    weights = staff if spec.weighting == "staff" else np.ones_like(staff)
     coefficients = list(range(1, 1 + len(_treated_codes(spec))))
-    estimates, errors, dfs = cr2_fit(x, [noise + spec.effects[arms], noise], weights,
-                                     coefficients)
-    return {"estimate": estimates, "se": errors, "df": dfs}
+    outcomes = [noise + spec.effects[arms], noise]
+    results = {}
+    if "cr2" in spec.analyses:
+        weights = staff if spec.weighting == "staff" else np.ones_like(staff)
+        estimates, errors, dfs = cr2_fit(x, outcomes, weights, coefficients)
+        results["cr2"] = {"estimate": estimates, "se": errors,
+                          "df": np.broadcast_to(dfs, estimates.shape).copy()}
+    if "mixed" in spec.analyses:
+        within = within_variance * rng.chisquare(staff.sum() - staff.size, replicates)
+        fits = [fit_mixed_means(x, y, staff, within, coefficients) for y in outcomes]
+        results["mixed"] = {key: np.array([fit[i] for fit in fits])
+                            for i, key in enumerate(("estimate", "se", "df"))}
+    return results
 
 
 def run_simulation(spec: SimulationSpec, replicates: int, workers: int = 2,
-                   on_progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
+                   on_progress: Callable[[int], None] | None = None
+                   ) -> dict[str, dict[str, np.ndarray]]:
     """All replicates, in chunks over `workers` processes; same answer for any worker count."""
     if replicates < 10:
         raise InputError(f"simulate at least 10 replicates (got {replicates})")
     sizes = [min(CHUNK, replicates - start) for start in range(0, replicates, CHUNK)]
-    parts: dict[int, dict[str, np.ndarray]] = {}
+    parts: dict[int, dict[str, dict[str, np.ndarray]]] = {}
     if workers <= 1:
         for chunk, size in enumerate(sizes):
             parts[chunk] = simulate_chunk(spec, size, chunk)
@@ -197,19 +218,20 @@ def run_simulation(spec: SimulationSpec, replicates: int, workers: int = 2,
                 if on_progress:
                     on_progress(size)
     ordered = [parts[c] for c in range(len(sizes))]
-    return {key: np.concatenate([p[key] for p in ordered], axis=-1) for key in ordered[0]}
+    return {analysis: {key: np.concatenate([p[analysis][key] for p in ordered], axis=-1)
+                       for key in ordered[0][analysis]} for analysis in ordered[0]}
 
 
-def summarise(spec: SimulationSpec, draws: dict[str, np.ndarray],
-              effect: float) -> list[dict[str, float | str]]:
+def summarise(spec: SimulationSpec, draws: dict[str, np.ndarray], effect: float,
+              analysis: str = "cr2") -> list[dict[str, float | str]]:
     """Power with its Monte Carlo SE, Holm power, bias, coverage and type I error per contrast."""
     a = spec.assumptions
     treated = [spec.arm_names[i] for i in _treated_codes(spec)]
     control = spec.arm_names[spec.control]
     df = draws["df"]
-    p_values = 2 * stats.t.sf(np.abs(draws["estimate"] / draws["se"]), df[None, :, :])
+    p_values = 2 * stats.t.sf(np.abs(draws["estimate"] / draws["se"]), df)
     holm = _holm_rejections(p_values[0], a.alpha)
-    critical = stats.t.ppf(1 - a.alpha / 2, df)
+    critical = stats.t.ppf(1 - a.alpha / 2, df[0])
     rows = []
     for index, name in enumerate(treated):
         estimate, se = draws["estimate"][0, index], draws["se"][0, index]
@@ -217,7 +239,7 @@ def summarise(spec: SimulationSpec, draws: dict[str, np.ndarray],
         power = float(np.mean(p_values[0, index] < a.test_alpha))
         type_i = float(np.mean(p_values[1, index] < a.test_alpha))
         rows.append({
-            "contrast": f"{name} vs {control}", "power": power,
+            "contrast": f"{name} vs {control}", "analysis": analysis, "power": power,
             "power_mc_se": math.sqrt(power * (1 - power) / count),
             "power_holm": float(np.mean(holm[index])),
             "bias": float(np.mean(estimate - effect)),
@@ -227,7 +249,7 @@ def summarise(spec: SimulationSpec, draws: dict[str, np.ndarray],
             "type_i_mc_se": math.sqrt(max(type_i * (1 - type_i), a.test_alpha
                                           * (1 - a.test_alpha)) / count),
             "mean_se": float(np.mean(se)), "sd_estimate": float(np.std(estimate, ddof=1)),
-            "mean_df": float(np.mean(df[index]))})
+            "mean_df": float(np.mean(df[0, index]))})
     return rows
 
 
