@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -14,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from evalkit.errors import EvalkitError
+from evalkit.io.files import InputNote
 
 console = Console()
 error_console = Console(stderr=True)
@@ -26,13 +28,37 @@ def handle_errors(command: F) -> F:
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return command(*args, **kwargs)
+            with _printing_input_notes():
+                return command(*args, **kwargs)
         except EvalkitError as error:
             error_console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False,
                                 soft_wrap=True)
             raise typer.Exit(error.exit_code) from None
+        except OSError as error:  # the filesystem refused: a message, never a traceback
+            where = f"{error.filename}: " if error.filename else ""
+            text = escape(where + (error.strerror or str(error)))
+            error_console.print(f"[bold red]error:[/] {text}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+@contextmanager
+def _printing_input_notes() -> Iterator[None]:
+    """Print each InputNote (e.g. 'read as Windows-1252') as a note on stderr, as it happens."""
+    previous = warnings.showwarning
+
+    def show(message, category, *args: Any, **kwargs: Any) -> None:
+        if issubclass(category, InputNote):
+            error_console.print(f"[yellow]note:[/] {escape(str(message))}", highlight=False,
+                                soft_wrap=True)
+        else:
+            previous(message, category, *args, **kwargs)
+
+    with warnings.catch_warnings():  # restores showwarning and the filters on exit
+        warnings.simplefilter("always", InputNote)
+        warnings.showwarning = show
+        yield
 
 
 def frame_table(frame: Any, title: str = "", columns: list[str] | None = None,

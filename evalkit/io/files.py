@@ -3,65 +3,328 @@
 from __future__ import annotations
 
 import contextlib
+import csv
+import datetime as dt
 import hashlib
 import io
 import os
+import re
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from evalkit.errors import InputError
+from evalkit.errors import InputError, suggestion
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 _FORMULA_STARTS = frozenset(FORMULA_PREFIXES)
 
 
+class InputNote(UserWarning):
+    """How an input was read, worth telling the user (e.g. 'read as Windows-1252').
+
+    Library code warns with it; the CLI prints each note. `read_table` also keeps them in
+    `frame.attrs["notes"]`.
+    """
+
+
+DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab"}
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SHEET_MARK = "#"
+
+
+def source_file(path: Path | str) -> Path:
+    """The file part of `roster.xlsx#Sheet` (a path without `#Sheet` is returned as is)."""
+    return split_sheet(Path(path))[0]
+
+
+def split_sheet(path: Path) -> tuple[Path, str | None]:
+    """`roster.xlsx#Staff` -> (roster.xlsx, 'Staff'); any other path -> (path, None)."""
+    name = path.name
+    if _SHEET_MARK in name and not path.exists():
+        stem, _, sheet = name.partition(_SHEET_MARK)
+        if Path(stem).suffix.lower() in {".xlsx", ".xlsm"} and sheet:
+            return path.with_name(stem), sheet
+    return path, None
+
+
 def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
+    """Hex SHA-256 of a file's bytes (for `book.xlsx#Sheet`, of the workbook)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with open(source_file(path), "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """Read a CSV (UTF-8, with or without BOM) or XLSX file as text columns, blanks as ''."""
-    path = Path(path)
+def column_key(name: str) -> str:
+    """A header reduced to lower-case letters and digits: 'Staff ID' and 'staff_id' -> 'staffid'."""
+    return re.sub(r"[^a-z0-9]+", "", str(name).lower())
+
+
+def match_columns(frame: pd.DataFrame, wanted: Iterable[str], path: Path) -> pd.DataFrame:
+    """Rename headers that mean a wanted column ignoring case, spaces and punctuation."""
+    renames: dict[str, str] = {}
+    for name in wanted:
+        matches = [c for c in frame.columns if column_key(c) == column_key(name)]
+        if len(matches) > 1:
+            letters = " and ".join(f"{m!r} (column {column_letter(list(frame.columns).index(m))})"
+                                   for m in matches)
+            raise InputError(f"columns {letters} both mean {name!r}; delete or rename one",
+                             file=path, row=1, column=matches[1])
+        if matches and matches[0] != name:
+            renames[matches[0]] = name
+    return frame.rename(columns=renames) if renames else frame
+
+
+def column_letter(position: int) -> str:
+    """Spreadsheet column letter of a 0-based position: 0 -> A, 27 -> AB."""
+    letters = ""
+    position += 1
+    while position:
+        position, remainder = divmod(position - 1, 26)
+        letters = chr(65 + remainder) + letters
+    return letters
+
+
+def read_table(path: Path, sheet: str | None = None) -> pd.DataFrame:
+    """Read a CSV or XLSX file as stripped text columns, blanks as ''.
+
+    CSV: UTF-8 (with or without BOM) or Windows-1252; delimiter comma, semicolon or tab.
+    XLSX: one sheet, or the one named by `sheet` or `book.xlsx#Sheet`. Fully blank rows are
+    ignored; the index keeps each row's place, so spreadsheet row = index + 2.
+    """
+    path, named = split_sheet(Path(path))
+    sheet = sheet or named
+    _require_file(path)
+    suffix = path.suffix.lower()
+    notes: list[str] = []
+    try:
+        if suffix in {".xlsx", ".xlsm"}:
+            header, rows = _read_xlsx(path, sheet)
+        elif suffix in {".csv", ".txt", ".tsv", ""}:
+            header, rows = _read_csv(path, notes)
+        else:
+            raise InputError(f"unsupported file type {suffix!r}; expected .csv or .xlsx",
+                             file=path)
+    except OSError as error:
+        raise InputError(f"cannot read the file: {error.strerror or error}", file=path) from None
+    frame = _frame_from_rows(header, rows, path)
+    frame.attrs["notes"] = notes
+    for note in notes:
+        warnings.warn(InputNote(f"{path}: {note}"), stacklevel=2)
+    return frame
+
+
+def _require_file(path: Path) -> None:
+    if path.is_dir():
+        raise InputError("is a folder, not a file; give the path of the CSV or XLSX file",
+                         file=path)
     if not path.exists():
         raise InputError("file not found", file=path)
-    suffix = path.suffix.lower()
-    if suffix in {".xlsx", ".xlsm"}:
-        frame = pd.read_excel(path, dtype=str, keep_default_na=False, engine="openpyxl")
-    elif suffix in {".csv", ".txt", ""}:
-        frame = _read_csv_text(path)
-    else:
-        raise InputError(f"unsupported file type {suffix!r}; expected .csv or .xlsx", file=path)
-    frame.columns = [str(c).strip() for c in frame.columns]
-    return frame.apply(lambda col: col.astype(str).str.strip()).astype(object)
 
 
-def _read_csv_text(path: Path) -> pd.DataFrame:
-    raw = path.read_bytes()
+def _decode(raw: bytes, path: Path, notes: list[str]) -> str:
     try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = raw[: error.start].count(b"\n") + 1
-        raise InputError(
-            f"not valid UTF-8 (byte {error.start}, line {line}); save the file as "
-            "'CSV UTF-8' in Excel, or provide an .xlsx file",
-            file=path,
-        ) from None
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as utf8_error:
+        try:
+            text = raw.decode("cp1252")
+        except UnicodeDecodeError:
+            line = raw[: utf8_error.start].count(b"\n") + 1
+            raise InputError(
+                f"neither UTF-8 nor Windows-1252 (byte {utf8_error.start}, line {line}); save "
+                "the file as 'CSV UTF-8' in Excel, or provide an .xlsx file", file=path,
+            ) from None
+        notes.append("read as Windows-1252 (not valid UTF-8); check accented names, or save "
+                     "as 'CSV UTF-8' to be sure")
+        return text
+
+
+def _read_csv(path: Path, notes: list[str]) -> tuple[list[str], list[list[str]]]:
+    text = _decode(path.read_bytes(), path, notes)
+    if "\x00" in text:
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise InputError("contains a NUL byte (not a text CSV file); export it again as CSV",
+                         file=path, row=line)
+    lines = text.splitlines()
+    first = next((line for line in lines if line.strip()), None)
+    if first is None:
+        raise InputError("file is empty; expected a header row and data rows", file=path)
+    delimiter = _sniff_delimiter(first, lines[:50], path)
+    if delimiter != ",":
+        notes.append(f"read as {DELIMITERS[delimiter]}-separated")
     try:
-        return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
-    except pd.errors.ParserError as error:
-        raise InputError(f"cannot parse CSV: {error}", file=path) from None
-    except pd.errors.EmptyDataError:
-        raise InputError("file is empty", file=path) from None
+        records = list(csv.reader(io.StringIO(text), delimiter=delimiter, strict=True))
+    except csv.Error as error:
+        raise InputError(f"cannot parse CSV: {error}; check quotes (\") in that line",
+                         file=path) from None
+    while records and not any(cell.strip() for cell in records[0]):
+        records.pop(0)
+    return records[0], records[1:]
+
+
+def _sniff_delimiter(header: str, sample: list[str], path: Path) -> str:
+    """The one of , ; tab that splits the header; if several do, the one rows agree with."""
+    counts = {d: _split(header, d) for d in DELIMITERS}
+    present = [d for d, fields in counts.items() if len(fields) > 1]
+    if len(present) <= 1:
+        return present[0] if present else ","
+    rows = [line for line in sample[1:] if line.strip()]
+    consistent = [d for d in present if all(len(_split(r, d)) == len(counts[d]) for r in rows)]
+    if len(consistent) == 1:
+        return consistent[0]
+    names = " and ".join(DELIMITERS[d] for d in present)
+    raise InputError(f"cannot tell the delimiter: the header splits on both {names}; save "
+                     "the file from Excel as 'CSV UTF-8 (Comma delimited)'", file=path, row=1)
+
+
+def _split(line: str, delimiter: str) -> list[str]:
+    try:
+        return next(csv.reader([line], delimiter=delimiter))
+    except (csv.Error, StopIteration):
+        return [line]
+
+
+def _frame_from_rows(header: list[str], rows: list[list[str]], path: Path) -> pd.DataFrame:
+    """Check the header, square the rows, drop fully blank rows, check for control characters."""
+    header = [str(h).strip() for h in header]
+    while header and not header[-1] and all(len(r) < len(header) or not str(r[len(header) - 1])
+                                            .strip() for r in rows):
+        header.pop()
+    header = [h or f"Unnamed: {i}" for i, h in enumerate(header)]
+    _require_unique_headers(header, path)
+    width = len(header)
+    squared = []
+    for number, row in enumerate(rows, start=2):
+        if len(row) > width and any(str(c).strip() for c in row[width:]):
+            raise InputError(f"has {len(row)} cells but the header has {width}; check for a "
+                             "stray delimiter or an unquoted comma", file=path, row=number,
+                             column=column_letter(width))
+        squared.append([str(c).strip() for c in row[:width]] + [""] * max(0, width - len(row)))
+    kept = [position for position, row in enumerate(squared) if any(row)]
+    index = None if len(kept) == len(squared) else kept   # keep each row's place
+    frame = pd.DataFrame([squared[p] for p in kept], columns=header, index=index, dtype=object)
+    if _CONTROL.search("\n".join("\t".join(row) for row in squared)):
+        _reject_control_characters(frame, path)
+    return frame
+
+
+def _require_unique_headers(header: list[str], path: Path) -> None:
+    seen: dict[str, int] = {}
+    for position, name in enumerate(header):
+        if _CONTROL.search(name):
+            raise InputError(f"header {name!r} contains a control character; retype it",
+                             file=path, row=1, column=column_letter(position))
+        if name in seen:
+            raise InputError(f"column {name!r} appears twice (columns "
+                             f"{column_letter(seen[name])} and {column_letter(position)}); "
+                             "delete or rename one", file=path, row=1, column=name)
+        seen[name] = position
+
+
+def _reject_control_characters(frame: pd.DataFrame, path: Path) -> None:
+    for column in frame.columns:
+        bad = frame[column].str.contains(_CONTROL)
+        if bad.any():
+            label = bad.idxmax()
+            value = frame.at[label, column]
+            raise InputError(f"contains a control character ({value!r}); remove it (it is "
+                             "invisible in Excel: retype the cell)", file=path,
+                             row=int(label) + 2, column=column)
+
+
+_XLSX_HELP = ("open it in Excel and save it again as .xlsx (Excel Workbook), or export it "
+              "as CSV UTF-8")
+
+
+def _open_workbook(path: Path, values: bool):
+    import openpyxl  # only XLSX inputs need it
+
+    try:
+        return openpyxl.load_workbook(path, read_only=True, data_only=values)
+    except OSError:
+        raise
+    except Exception:  # noqa: BLE001 - openpyxl raises many types for a damaged file
+        raise InputError(f"not a readable .xlsx workbook (damaged, or another format renamed "
+                         f"to .xlsx); {_XLSX_HELP}", file=path) from None
+
+
+def _choose_sheet(book, path: Path, sheet: str | None):
+    names = list(book.sheetnames)
+    if sheet is not None:
+        if sheet not in names:
+            raise InputError(f"no sheet {sheet!r}; sheets: {', '.join(names)}."
+                             + suggestion(sheet, names), file=path)
+        return book[sheet]
+    filled = [n for n in names if _has_cells(book[n])]
+    if len(filled) > 1:
+        raise InputError(f"the workbook has {len(filled)} sheets with data "
+                         f"({', '.join(filled)}); say which to read as "
+                         f"{path.name}#SHEET, e.g. {path.name}#{filled[0]}", file=path)
+    return book[filled[0] if filled else names[0]]
+
+
+def _has_cells(worksheet) -> bool:
+    for row in worksheet.iter_rows(values_only=True):
+        if any(v is not None and str(v).strip() for v in row):
+            return True
+    return False
+
+
+def _read_xlsx(path: Path, sheet: str | None) -> tuple[list[str], list[list[str]]]:
+    book = _open_workbook(path, values=False)
+    try:
+        worksheet = _choose_sheet(book, path, sheet)
+        title = worksheet.title
+        raw = [list(row) for row in worksheet.iter_rows(values_only=True)]
+    finally:
+        book.close()
+    formulas = [(r, c) for r, row in enumerate(raw) for c, v in enumerate(row)
+                if isinstance(v, str) and v.startswith("=")]
+    if formulas:
+        cached = _open_workbook(path, values=True)
+        try:
+            stored = [list(row) for row in cached[title].iter_rows(values_only=True)]
+        finally:
+            cached.close()
+        for r, c in formulas:
+            value = stored[r][c] if r < len(stored) and c < len(stored[r]) else None
+            if value is None:
+                raise InputError(f"formula {raw[r][c]!r} has no stored value; {_XLSX_HELP} "
+                                 "(Excel stores the values when it saves), or paste values",
+                                 file=path, row=r + 1, column=_header_name(raw, c))
+            raw[r][c] = value
+    rows = [[_cell_text(v) for v in row] for row in raw]
+    while rows and not any(rows[0]):
+        rows.pop(0)
+    if not rows:
+        raise InputError(f"sheet {title!r} is empty; expected a header row and data rows",
+                         file=path)
+    return rows[0], rows[1:]
+
+
+def _header_name(raw: list[list[object]], position: int) -> str:
+    header = raw[0] if raw else []
+    named = position < len(header) and header[position] is not None
+    return str(header[position]) if named else column_letter(position)
+
+
+def _cell_text(value: object) -> str:
+    """A cell as the text a CSV export would hold (dates as YYYY-MM-DD)."""
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat() if value.time() == dt.time() else value.isoformat(" ")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def excel_safe(value: object) -> object:
