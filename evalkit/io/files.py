@@ -368,8 +368,10 @@ def _may_start_formula(cells: list[object]) -> bool:
         text = "\n".join(cells)
     except TypeError:   # not all text (NaN, numbers): let the per-cell check decide
         return True
-    return text.startswith(FORMULA_PREFIXES) or any(
-        "\n" + prefix in text for prefix in FORMULA_PREFIXES)
+    return text.startswith(FORMULA_PREFIXES) or _FORMULA_AFTER_NEWLINE.search(text) is not None
+
+
+_FORMULA_AFTER_NEWLINE = re.compile("\n[" + re.escape("".join(FORMULA_PREFIXES)) + "]")
 
 
 def _current_umask() -> int:
