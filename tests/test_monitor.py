@@ -107,11 +107,11 @@ def test_each_situation_is_classified(fresh_run, tmp_path, scenario):
     assert status["early"] == EARLY_CONTACT
     assert status["in_window"] != EARLY_CONTACT
     sheets = pd.read_excel(fresh_run / "monitoring.xlsx", sheet_name=None, dtype=str)
-    assert set(sheets["late"]["staff_id"]) >= {people["late"]["staff_id"],
+    assert set(sheets["Late"]["Staff ID"]) >= {people["late"]["staff_id"],
                                                people["booked_only"]["staff_id"]}
-    assert people["on_time"]["staff_id"] not in set(sheets["late"]["staff_id"])
-    assert sheets["unmatched"]["staff_id"].tolist() == ["NOBODY1"]
-    assert sheets["wrong_course"]["staff_id"].tolist() == [people["in_window"]["staff_id"]]
+    assert people["on_time"]["staff_id"] not in set(sheets["Late"]["Staff ID"])
+    assert sheets["Unmatched"]["Staff ID"].tolist() == ["NOBODY1"]
+    assert sheets["Wrong course"]["Staff ID"].tolist() == [people["in_window"]["staff_id"]]
 
 
 def test_control_early_lists_the_line_manager_to_contact(fresh_run, tmp_path, scenario,
@@ -121,10 +121,10 @@ def test_control_early_lists_the_line_manager_to_contact(fresh_run, tmp_path, sc
     export.to_csv(tmp_path / "export.csv", index=False)
     assert run_cli(fresh_run, tmp_path / "export.csv").exit_code == 0
     sheets = pd.read_excel(fresh_run / "monitoring.xlsx", sheet_name=None, dtype=str)
-    early = sheets["control_early"].set_index("staff_id").loc[people["early"]["staff_id"]]
+    early = sheets["Control booked early"].set_index("Staff ID").loc[people["early"]["staff_id"]]
     manager = staff.set_index("staff_id").loc[people["early"]["line_manager_id"]]
-    assert early["manager_email"] == manager["email"]
-    assert early["pdu_code"] == people["early"]["pdu_code"]
+    assert early["Manager email"] == manager["email"]
+    assert early["PDU code"] == people["early"]["pdu_code"]
 
 
 def test_compliance_is_stored_and_the_run_is_logged(fresh_run, tmp_path, scenario):
@@ -239,5 +239,6 @@ def test_workbook_holds_everyones_row_as_well_as_the_action_lists(fresh_run, tmp
     result = run_monitor(fresh_run, bookings, as_of=dt.date(2023, 12, 31))
     per_person = pd.read_csv(result.files["csv"])
     workbook = load_workbook(result.files["xlsx"], read_only=True)
-    assert {"summary", "late", "control_early", "staff"} <= set(workbook.sheetnames)
-    assert sum(1 for _ in workbook["staff"].iter_rows()) == len(per_person) + 1
+    assert {"About", "Summary", "Late", "Control booked early", "Staff"} <= set(
+        workbook.sheetnames)
+    assert sum(1 for _ in workbook["Staff"].iter_rows()) == len(per_person) + 1

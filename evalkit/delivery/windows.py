@@ -3,11 +3,13 @@ and a capacity check, all computed before anything is written."""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
+from evalkit.allocation.about import workbook_about
 from evalkit.delivery.calendars import build_calendars
 from evalkit.delivery.capacity import (
     capacity_table,
@@ -19,7 +21,7 @@ from evalkit.delivery.guidance import GuidanceTemplates, render_group_guidance
 from evalkit.delivery.instructions import no_course_instruction, window_instruction
 from evalkit.errors import ConfigError
 from evalkit.io.files import write_csv, write_folder
-from evalkit.io.xlsx import write_xlsx
+from evalkit.io.xlsx import write_workbook
 from evalkit.register import NOT_IN_TRIAL, Register
 from evalkit.trial.design import NO_COURSE, TrialDesign
 
@@ -128,19 +130,41 @@ def run_windows(directory: Path, templates: Path | None = None) -> tuple[Windows
     staff = register.table("staff_allocation")
     plan = plan_windows(design, staff, manifest,
                         GuidanceTemplates.for_design(design, manifest, templates))
-    return plan, write_windows(Path(directory), plan)
+    about = workbook_about(register, "Every staff member's course and booking window")
+    return plan, write_windows(Path(directory), plan, about)
 
 
-def write_windows(directory: Path, plan: WindowsPlan) -> dict[str, Path]:
+EMPTY_SHEETS = {
+    "Capacity": "No sessions are configured in the design ([[courses.sessions]]), so there "
+                "is no capacity to check.",
+    "Weekly share": "No weekly limit is configured in the design, so no weekly share is "
+                    "checked.",
+}
+
+
+def write_windows(directory: Path, plan: WindowsPlan,
+                  about: dict | None = None) -> dict[str, Path]:
     """Write CSV, XLSX and calendars; the calendars folder is replaced as a whole."""
     files = {
         "booking_windows": write_csv(directory / "booking_windows.csv", plan.rows),
         "by_pdu": write_csv(directory / "booking_windows_by_pdu.csv", plan.by_pdu),
         "capacity": write_csv(directory / "capacity.csv", plan.capacity),
         "weekly_share": write_csv(directory / "weekly_share.csv", plan.weekly),
-        "workbook": write_xlsx(directory / "booking_windows.xlsx", {
+        "workbook": write_workbook(directory / "booking_windows.xlsx", {
             "Booking windows": plan.rows, "By PDU": plan.by_pdu,
-            "Capacity": plan.capacity, "Weekly share": plan.weekly}),
+            "Capacity": plan.capacity, "Weekly share": plan.weekly},
+            about=about or {"Contents": "Booking windows"}, empty_notes=EMPTY_SHEETS),
     }
     files["calendars"] = write_folder(directory / "calendars", plan.calendars)
     return files
+
+
+def closed_window_warnings(rows: pd.DataFrame, today: dt.date | None = None) -> list[str]:
+    """One warning per person whose booking window had already closed (late joiners)."""
+    today = today or dt.date.today()
+    ends = pd.to_datetime(rows.get("window_end", pd.Series(dtype=object)), errors="coerce")
+    closed = rows[ends.notna() & (ends.dt.date < today)]
+    return [f"{person.staff_id}: the {person.group} window for {person.course} closed on "
+            f"{person.window_end}; they cannot book within it. Agree a date with L&D and "
+            "record it (e.g. `evalkit log` shows this enrolment)."
+            for person in closed.itertuples(index=False)]

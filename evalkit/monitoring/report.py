@@ -10,9 +10,10 @@ import jinja2
 import pandas as pd
 from markupsafe import Markup
 
+from evalkit.allocation.about import workbook_about
 from evalkit.io.files import write_csv, write_text
 from evalkit.io.html import figure_to_svg, group_style, package_environment, plot_style, yes_no
-from evalkit.io.xlsx import write_xlsx
+from evalkit.io.xlsx import write_workbook
 from evalkit.monitoring.bookings import (
     COMPLIANCE_TABLE,
     Monitoring,
@@ -42,7 +43,9 @@ def run_monitor(directory: Path, bookings_path: Path, column_map: dict[str, str]
     monitoring = monitor_bookings(register.design, register.table("staff_allocation"),
                                   bookings, as_of)
     directory = Path(directory)
-    files = write_monitoring(directory, monitoring, register.design.trial.name)
+    about = workbook_about(register, f"Bookings and completions from {Path(bookings_path).name} "
+                                     f"as at {monitoring.as_of.isoformat()}")
+    files = write_monitoring(directory, monitoring, register.design.trial.name, about)
     register.replace_table(COMPLIANCE_TABLE, compliance_table(monitoring))
     register.append_event("monitored", detail={
         "bookings": str(Path(bookings_path).resolve()), "rows": monitoring.rows_read,
@@ -78,16 +81,29 @@ def output_tables(monitoring: Monitoring) -> dict[str, pd.DataFrame]:
     }
 
 
-def write_monitoring(directory: Path, monitoring: Monitoring,
-                     trial_name: str = "Evaluation") -> dict[str, Path]:
-    """monitoring.csv (one row per person), monitoring.xlsx (summary, the lists to act on,
-    then everyone's row), monitoring.html."""
+WORKBOOK_SHEETS = {"summary": "Summary", "late": "Late", "not_booked": "Not booked",
+                   "control_early": "Control booked early", "wrong_course": "Wrong course",
+                   "unmatched": "Unmatched", "staff": "Staff"}
+EMPTY_SHEETS = {
+    "Late": "Nobody is late: everyone whose window has closed completed within it.",
+    "Not booked": "Everyone whose window is open or closed has booked.",
+    "Control booked early": "No Control staff booked or completed before their window.",
+    "Wrong course": "Every booking is for the course that matches the person's grade.",
+    "Unmatched": "Every row of the export matched a staff member in the register.",
+}
+
+
+def write_monitoring(directory: Path, monitoring: Monitoring, trial_name: str = "Evaluation",
+                     about: dict | None = None) -> dict[str, Path]:
+    """monitoring.csv (one row per person), monitoring.xlsx (About, summary, the lists to
+    act on, then everyone's row), monitoring.html."""
     tables = output_tables(monitoring)
-    sheets = {name: frame for name, frame in tables.items() if name != "staff"}
-    sheets["staff"] = tables["staff"]
+    sheets = {WORKBOOK_SHEETS[name]: frame for name, frame in tables.items() if name != "staff"}
+    sheets[WORKBOOK_SHEETS["staff"]] = tables["staff"]
     return {
         "csv": write_csv(directory / "monitoring.csv", tables["staff"]),
-        "xlsx": write_xlsx(directory / "monitoring.xlsx", sheets),
+        "xlsx": write_workbook(directory / "monitoring.xlsx", sheets,
+                               about=about or {"Trial": trial_name}, empty_notes=EMPTY_SHEETS),
         "html": write_text(directory / "monitoring.html",
                            render_html(monitoring, tables, trial_name)),
     }
@@ -146,16 +162,29 @@ def _header(column: str) -> str:
     return HTML_COLUMNS.get(column, str(column).replace("_", " ").capitalize())
 
 
-def _cell(value: object) -> str:
-    """What a cell shows: dates as '1 March 2022', True/False as Yes/No, blanks empty."""
+def _cell(value: object, long_date: bool = False) -> str:
+    """What a cell shows: dates as '1 Mar 2022', True/False as Yes/No, blanks empty."""
+    if isinstance(value, Markup):
+        return value
     if isinstance(value, (pd.Timestamp, dt.date)) and not pd.isna(value):
-        return f"{value.day} {value:%B %Y}"
+        return f"{value.day} {value:%B %Y}" if long_date else f"{value.day} {value:%b %Y}"
     return yes_no(value)
+
+
+def _manager_links(frame: pd.DataFrame) -> pd.DataFrame:
+    """One 'manager' column: the manager's name as a mailto link (the address is its title)."""
+    links = [Markup('<a href="mailto:{0}" title="{0}">{1}</a>').format(email, name)
+             if email else name
+             for name, email in zip(frame["manager_name"].fillna(""),
+                                    frame["manager_email"].fillna(""), strict=True)]
+    return frame.drop(columns=["manager_name", "manager_email"]).assign(manager=links)
 
 
 def _listing(frame: pd.DataFrame, columns: list[str] | None = None) -> dict:
     shown = frame.head(HTML_ROW_LIMIT)
     shown = shown[[c for c in columns if c in shown.columns]] if columns else shown
+    if "manager" in (columns or []):
+        shown = _manager_links(shown)
     return {"columns": [_header(c) for c in shown.columns], "keys": list(shown.columns),
             "rows": [[_cell(v) for v in row] for row in shown.itertuples(index=False)],
             "total": len(frame), "truncated": len(frame) > HTML_ROW_LIMIT}
@@ -189,12 +218,11 @@ def _early_by_pdu(monitoring: Monitoring) -> list[dict]:
 def render_html(monitoring: Monitoring, tables: dict[str, pd.DataFrame] | None = None,
                 trial_name: str = "Evaluation") -> str:
     """The self-contained monitoring page: the lists to act on first, long lists folded away."""
-    people = ["name", "staff_id", "grade", "pdu_name", "region", "group", "course",
-              "window_start", "window_end", "first_booked", "first_completed", "status",
-              "manager_name", "manager_email"]
+    people = ["name", "staff_id", "grade", "pdu_name", "group", "window_end", "first_booked",
+              "first_completed", "status", "manager_name", "manager_email", "manager"]
     control = monitoring.summary.loc[monitoring.summary["group"].map(_is_control), "staff"]
     return _environment().get_template("report.html.j2").render(
-        trial_name=trial_name, as_of=_cell(pd.Timestamp(monitoring.as_of)),
+        trial_name=trial_name, as_of=_cell(pd.Timestamp(monitoring.as_of), long_date=True),
         rows_read=monitoring.rows_read, summary=_listing(monitoring.summary),
         pdus=_listing(pdu_summary(monitoring)), chart=Markup(completion_chart_svg(monitoring)),
         late=_listing(monitoring.late, people), not_booked=_listing(monitoring.not_booked, people),
