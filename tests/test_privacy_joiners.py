@@ -181,6 +181,11 @@ def test_assign_creates_a_private_key_file_and_says_where_to_keep_it(tmp_path) -
     again = runner.invoke(app, ["assign", str(_staff_trial(tmp_path)), "--out",
                                 str(tmp_path / "run2"), "--key-file", str(key)])
     assert again.exit_code == 0 and "Joiner key used" in said(again)  # reused, not replaced
+    assert "other users can read" not in said(again)
+    key.chmod(0o644)
+    shared = runner.invoke(app, ["assign", str(_staff_trial(tmp_path)), "--out",
+                                 str(tmp_path / "run3"), "--key-file", str(key)])
+    assert shared.exit_code == 0 and "other users can read" in said(shared)
 
 
 def test_a_key_file_inside_the_run_folder_is_refused(tmp_path) -> None:

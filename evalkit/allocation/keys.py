@@ -127,6 +127,11 @@ def load_or_create_key(path: Path, run_folder: Path | None = None) -> tuple[byte
     return create_key(path, run_folder), True
 
 
+def readable_by_others(path: Path) -> bool:
+    """True when the key file's permissions let the group or other users read it."""
+    return bool(Path(path).stat().st_mode & 0o044)
+
+
 def _mac(key: bytes, *parts: object) -> bytes:
     message = "\x1f".join(str(p) for p in parts).encode("utf-8")
     return hmac.new(key, message, hashlib.sha256).digest()

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from evalkit.allocation.assign import AssignResult, run_assign
 from evalkit.allocation.exports import XLSX_ROW_LIMIT
+from evalkit.allocation.keys import readable_by_others
 from evalkit.cli.common import console, progress_bar
 
 PdusOption = Annotated[Path | None, typer.Option("--pdus", help="PDU roster (CSV or XLSX).")]
@@ -38,7 +39,7 @@ def assign(
         print_key_instructions(result.key_file, result.key_created)
     from evalkit.power.randomisation import record_randomisation_power  # scipy: not for --help
 
-    power_files = record_randomisation_power(result.directory, config, pdus, staff)
+    power_files = record_randomisation_power(result.directory)
     if power_files:  # the design has [analysis.power]: MDES of the allocation drawn
         console.print(f"MDES at randomisation: {power_files['json']}")
 
@@ -52,6 +53,9 @@ def print_key_instructions(key_file: Path, created: bool) -> None:
         "  off the shared drive (e.g. your personal drive or a password manager), with a backup\n"
         "  copy: `evalkit enrol` and `evalkit verify` need --key-file; without it no joiner can\n"
         "  be enrolled, and anyone who holds it can predict future joiners' groups.")
+    if readable_by_others(key_file):
+        console.print(f"[bold yellow]warning:[/] other users can read {key_file}; "
+                      f"restrict it (chmod 600) or move it somewhere private.")
 
 
 def print_assign_summary(result: AssignResult) -> None:
