@@ -1,22 +1,30 @@
 """Read and validate the PDU and staff rosters, and turn them into the units to allocate.
 
-Row numbers in messages are spreadsheet rows: the header is row 1, the first record row 2.
+Validation happens once, here at the edge: every later stage may trust the tables.
+Row numbers in messages are spreadsheet rows: the header is row 1, the first record row 2
+(`read_table` keeps each row's place in the index, so blank rows it skipped do not shift them).
 """
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from evalkit.errors import InputError, suggestion
-from evalkit.io.files import read_table
+from evalkit.io.files import match_columns, read_table, source_file
 from evalkit.trial.design import GRADES, TrialDesign
 
 PDU_COLUMNS = ("pdu_code", "pdu_name", "region")
 STAFF_COLUMNS = ("staff_id", "grade", "pdu_code")
 STAFF_OPTIONAL = ("name", "email", "pod", "line_manager_id", "office", "start_date")
+STAFF_EXTRA = ("secondary_pdu_code",)
+PDU_CODE_RULE = "PDU codes may contain only letters, digits, '-' and '_' (e.g. N54DUR)"
+_PDU_CODE = re.compile(r"[A-Za-z0-9_-]+")
+_LINE_BREAK = re.compile(r"[\t\r\n]")
 # nDelius grade codes seen in public code, and common spellings, mapped to evalkit's grades.
 GRADE_ALIASES = {
     "PSQ": "PSO", "PSP": "PQiP", "TPO": "PQiP", "PSM": "PO", "PSC": "SPO",
@@ -35,17 +43,21 @@ class Roster:
     staff_path: Path | None = None
 
 
-def _sheet_row(position: int) -> int:
-    return position + 2
+def _sheet_row(frame: pd.DataFrame, position: int) -> int:
+    """The spreadsheet row of the record at `position` (header is row 1)."""
+    return int(frame.index[position]) + 2
 
 
 def require_columns(frame: pd.DataFrame, columns: tuple[str, ...] | list[str], path: Path) -> None:
-    """Fail naming the first missing column and the nearest present one."""
+    """Fail naming the first missing column, and which present column may be meant."""
     for column in columns:
         if column not in frame.columns:
+            near = suggestion(column, frame.columns).removeprefix(" Did you mean ")
+            hint = f" If {near.removesuffix('?')} holds it, rename that column to {column!r}." \
+                if near else ""
             raise InputError(
-                f"missing required column {column!r}; found: {', '.join(frame.columns)}."
-                + suggestion(column, frame.columns),
+                f"missing required column {column!r}; the file's columns are: "
+                f"{', '.join(map(str, frame.columns))}.{hint}",
                 file=path, row=1, column=column,
             )
 
@@ -56,34 +68,78 @@ def require_no_blanks(frame: pd.DataFrame, column: str, path: Path, what: str = 
     if blank.any():
         position = int(blank.to_numpy().argmax())
         raise InputError(f"blank {what}; every row needs one", file=path,
-                         row=_sheet_row(position), column=column)
+                         row=_sheet_row(frame, position), column=column)
+
+
+def identity_key(value: object) -> str:
+    """An ID as compared for uniqueness: case and runs of spaces ignored."""
+    return " ".join(str(value).split()).casefold()
 
 
 def require_unique(frame: pd.DataFrame, column: str, path: Path) -> None:
-    """Fail on the first repeated value, naming both rows."""
-    repeated = frame[column].duplicated(keep=False)
-    if repeated.any():
-        value = frame.loc[repeated.idxmax(), column]
-        rows = [_sheet_row(i) for i in (frame.index[frame[column] == value]).tolist()]
-        raise InputError(f"duplicate ID {value!r} (rows {', '.join(map(str, rows))})",
-                         file=path, row=rows[1], column=column)
+    """Fail on the first repeated value (ignoring case and spaces), naming both rows."""
+    keys = frame[column].map(identity_key)
+    repeated = keys.duplicated(keep=False)
+    if not repeated.any():
+        return
+    first = int(repeated.to_numpy().argmax())
+    positions = [int(p) for p in (keys == keys.iloc[first]).to_numpy().nonzero()[0]]
+    rows = [_sheet_row(frame, p) for p in positions]
+    values = [frame[column].iloc[p] for p in positions]
+    if len(set(values)) == 1:
+        message = f"duplicate ID {values[0]!r} (rows {', '.join(map(str, rows))})"
+    else:
+        message = (f"duplicate ID: {values[1]!r} (row {rows[1]}) is {values[0]!r} (row {rows[0]}) "
+                   "once case and spaces are ignored; IDs must differ by more than that")
+    raise InputError(message, file=path, row=rows[1], column=column)
 
 
-def validate_pdus(frame: pd.DataFrame, path: Path, extra_columns: list[str] = ()) -> pd.DataFrame:
-    """Check the PDU table: required columns, IDs present and unique, one region per PDU."""
-    frame = frame.reset_index(drop=True)
+def require_plain_text(frame: pd.DataFrame, columns: list[str], path: Path) -> None:
+    """IDs, codes and names must be one line: no tabs or line breaks inside a cell."""
+    for column in columns:
+        bad = frame[column].astype(str).str.contains(_LINE_BREAK)
+        if bad.any():
+            position = int(bad.to_numpy().argmax())
+            raise InputError(f"{frame[column].iloc[position]!r} contains a tab or line break; "
+                             "retype the cell on one line", file=path,
+                             row=_sheet_row(frame, position), column=column)
+
+
+def require_pdu_codes(frame: pd.DataFrame, path: Path) -> None:
+    """PDU codes become file names and URLs: letters, digits, '-' and '_' only."""
+    bad = ~frame["pdu_code"].astype(str).map(lambda code: bool(_PDU_CODE.fullmatch(code)))
+    if bad.any():
+        position = int(bad.to_numpy().argmax())
+        raise InputError(f"PDU code {frame['pdu_code'].iloc[position]!r} is not allowed: "
+                         f"{PDU_CODE_RULE}", file=path, row=_sheet_row(frame, position),
+                         column="pdu_code")
+
+
+def validate_pdus(frame: pd.DataFrame, path: Path, extra_columns: list[str] = (),
+                  numeric: list[str] = ()) -> pd.DataFrame:
+    """Check the PDU table: columns, codes, names, one region per PDU, numeric covariates."""
+    frame = match_columns(frame, [*PDU_COLUMNS, *extra_columns, *numeric], path)
     require_columns(frame, [*PDU_COLUMNS, *extra_columns], path)
     require_no_blanks(frame, "pdu_code", path, "PDU code")
+    require_no_blanks(frame, "pdu_name", path, "PDU name")
     require_no_blanks(frame, "region", path, "region")
-    regions = frame.groupby("pdu_code")["region"].nunique()
-    if (regions > 1).any():
-        code = regions[regions > 1].index[0]
-        rows = frame.index[frame["pdu_code"] == code].tolist()
-        listed = sorted(frame.loc[rows, "region"].unique())
-        raise InputError(f"PDU {code!r} is listed in two regions ({' and '.join(listed)})",
-                         file=path, row=_sheet_row(rows[1]), column="region")
+    require_plain_text(frame, [*PDU_COLUMNS, *extra_columns], path)
+    require_pdu_codes(frame, path)
+    _require_one_region(frame, path)
     require_unique(frame, "pdu_code", path)
-    return _numeric_where_possible(frame)
+    return _numeric_covariates(frame, path, [*PDU_COLUMNS, *extra_columns], numeric)
+
+
+def _require_one_region(frame: pd.DataFrame, path: Path) -> None:
+    codes = frame["pdu_code"].map(identity_key)
+    regions = frame.groupby(codes.to_numpy())["region"].nunique()
+    if (regions > 1).any():
+        key = regions[regions > 1].index[0]
+        positions = (codes == key).to_numpy().nonzero()[0]
+        code = frame["pdu_code"].iloc[positions[0]]
+        listed = sorted(frame["region"].iloc[positions].unique())
+        raise InputError(f"PDU {code!r} is listed in two regions ({' and '.join(listed)})",
+                         file=path, row=_sheet_row(frame, int(positions[1])), column="region")
 
 
 def normalise_grade(value: str) -> str | None:
@@ -96,41 +152,57 @@ def normalise_grade(value: str) -> str | None:
 
 def validate_staff(frame: pd.DataFrame, path: Path, pdus: pd.DataFrame) -> pd.DataFrame:
     """Check the staff table: IDs, grades, and that every PDU code is a known PDU."""
-    frame = frame.reset_index(drop=True)
+    frame = match_columns(frame, [*STAFF_COLUMNS, *STAFF_OPTIONAL, *STAFF_EXTRA], path)
     require_columns(frame, STAFF_COLUMNS, path)
     require_no_blanks(frame, "staff_id", path, "staff ID")
+    require_plain_text(frame, [c for c in (*STAFF_COLUMNS, *STAFF_OPTIONAL)
+                               if c in frame.columns], path)
     require_unique(frame, "staff_id", path)
     grades = frame["grade"].map(normalise_grade)
     if grades.isna().any():
         position = int(grades.isna().to_numpy().argmax())
-        value = frame.loc[position, "grade"]
+        value = frame["grade"].iloc[position]
         raise InputError(f"unknown grade {value!r}; allowed: {', '.join(GRADES)}."
                          + suggestion(value, GRADES),
-                         file=path, row=_sheet_row(position), column="grade")
-    known = set(pdus["pdu_code"])
-    unknown = ~frame["pdu_code"].isin(known)
+                         file=path, row=_sheet_row(frame, position), column="grade")
+    unknown = ~frame["pdu_code"].isin(set(pdus["pdu_code"]))
     if unknown.any():
         position = int(unknown.to_numpy().argmax())
-        value = frame.loc[position, "pdu_code"]
+        value = frame["pdu_code"].iloc[position]
         raise InputError(f"unknown PDU {value!r}: not in the PDU list."
-                         + suggestion(value, list(known) + list(pdus["pdu_name"])),
-                         file=path, row=_sheet_row(position), column="pdu_code")
-    frame = frame.assign(grade=grades)
+                         + suggestion(value, list(pdus["pdu_code"]) + list(pdus["pdu_name"])),
+                         file=path, row=_sheet_row(frame, position), column="pdu_code")
+    frame = frame.assign(grade=grades).reset_index(drop=True)
     for column in STAFF_OPTIONAL:
         if column not in frame.columns:
             frame[column] = ""
     return frame
 
 
-def _numeric_where_possible(frame: pd.DataFrame) -> pd.DataFrame:
-    """Turn text columns that are wholly numeric into numbers (covariates)."""
-    out = frame.copy()
+def _numeric_covariates(frame: pd.DataFrame, path: Path, text_columns: list[str],
+                        numeric: list[str]) -> pd.DataFrame:
+    """Columns meant as numbers (named as covariates, or mostly numeric) must be all numbers.
+
+    A blank, 'NaN', 'inf' or 'forty' in such a column is an error, never a silently dropped
+    covariate. Columns that are mostly text stay text.
+    """
+    out = frame.reset_index(drop=True)
     for column in out.columns:
-        if column in PDU_COLUMNS:
+        if column in text_columns:
             continue
-        converted = pd.to_numeric(out[column], errors="coerce")
-        if converted.notna().all() and len(out):
-            out[column] = converted
+        values = pd.to_numeric(out[column], errors="coerce")
+        finite = values.map(lambda v: isinstance(v, float | int) and math.isfinite(v))
+        filled = out[column].astype(str).str.strip() != ""
+        if len(out) and finite.all():
+            out[column] = values
+        elif column in numeric or (finite.sum() > 0 and finite.sum() >= filled.sum() / 2):
+            position = int((~finite).to_numpy().argmax())
+            value = out[column].iloc[position]
+            shown = "blank" if not str(value).strip() else repr(value)
+            raise InputError(f"covariate value {shown} is not a finite number; every PDU needs "
+                             "a number here (fill it in, or delete the column to leave it out "
+                             "of the balance check)", file=path,
+                             row=_sheet_row(frame, position), column=column)
     return out
 
 
@@ -139,16 +211,28 @@ def load_roster(design: TrialDesign, pdus_path: Path | None, staff_path: Path | 
     if pdus_path is None:
         raise InputError("no PDU roster given: set [inputs] pdus in the design or pass --pdus")
     for path in (pdus_path, staff_path):
-        if path is not None and not Path(path).exists():
+        if path is not None and not source_file(path).exists():
             raise InputError(
                 "file not found (inputs come from [inputs] in the design, relative to it, or "
                 f"from --pdus/--staff; to create the shipped example: evalkit example "
                 f"{Path(path).parent})", file=path)
     pdu_strata = design.trial.strata if design.trial.unit == "pdu" else []
-    pdus = validate_pdus(read_table(pdus_path), Path(pdus_path), pdu_strata)
+    covariates = design.randomisation.balance_covariates if design.trial.unit == "pdu" else []
+    pdus = validate_pdus(_read_rows(pdus_path, "PDU"), Path(pdus_path), pdu_strata,
+                         list(covariates))
     staff = pd.DataFrame(columns=[*STAFF_COLUMNS, *STAFF_OPTIONAL])
     if staff_path is not None:
-        staff = validate_staff(read_table(staff_path), Path(staff_path), pdus)
+        staff = validate_staff(_read_rows(staff_path, "staff"), Path(staff_path), pdus)
     elif design.trial.unit == "staff":
         raise InputError("a staff-level design needs a staff roster: set [inputs] staff or --staff")
     return Roster(pdus=pdus, staff=staff, pdus_path=pdus_path, staff_path=staff_path)
+
+
+def _read_rows(path: Path, what: str) -> pd.DataFrame:
+    """A roster table that has at least one record (a header-only file is an error)."""
+    frame = read_table(path)
+    if frame.empty:
+        raise InputError(f"the {what} roster has a header but no rows; fill it in (for a "
+                         "PDU-level design without staff, remove the staff roster from [inputs])",
+                         file=path, row=2)
+    return frame
