@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from evalkit.errors import ConfigError, suggestion
 from evalkit.trial.analysis_plan import AnalysisSection
-from evalkit.trial.validators import require_exactly_one, require_unique_names
+from evalkit.trial.validators import require_exactly_one, require_one_line, require_unique_names
 
 GRADES = ("PO", "PSO", "PQiP", "CA", "SPO", "Head of PDU", "Band 6+")
 NO_COURSE = "none"  # the course column of staff no course is for (e.g. Case Administrators)
@@ -31,10 +31,12 @@ class Strict(BaseModel):
 
 class TrialSection(Strict):
     name: str = Field(min_length=1)
-    seed: int = Field(ge=0, lt=2**63)
+    seed: int = Field(ge=0, lt=2**63, strict=True)
     unit: Literal["pdu", "staff"] = "pdu"
     strata: list[str] = Field(default_factory=lambda: ["region"])
     exclude: list[str] = Field(default_factory=list)
+
+    _one_line_name = field_validator("name")(require_one_line)
 
 
 class InputsSection(Strict):
@@ -45,8 +47,10 @@ class InputsSection(Strict):
 class ArmSpec(Strict):
     name: str = Field(min_length=1)
     fixed: list[str] = Field(default_factory=list)
-    ratio: int = Field(default=1, ge=0)
-    control: bool = False
+    ratio: int = Field(default=1, ge=0, strict=True)
+    control: bool = Field(default=False, strict=True)
+
+    _one_line_name = field_validator("name")(require_one_line)
 
     @field_validator("ratio", mode="before")
     @classmethod
@@ -58,7 +62,7 @@ class ArmSpec(Strict):
 
 class SessionSpec(Strict):
     date: dt.date
-    places: int = Field(gt=0)
+    places: int = Field(gt=0, strict=True)
     region: str | None = None
 
 
@@ -67,6 +71,8 @@ class CourseSpec(Strict):
     grades: list[str] = Field(min_length=1)
     windows: dict[str, tuple[dt.date, dt.date]] = Field(default_factory=dict)
     sessions: list[SessionSpec] = Field(default_factory=list)
+
+    _one_line_name = field_validator("name")(require_one_line)
 
     @field_validator("grades")
     @classmethod
@@ -93,10 +99,10 @@ class CourseSpec(Strict):
 class RandomisationSpec(Strict):
     method: Literal["complete", "rerandomise"] = "complete"
     balance_covariates: list[str] = Field(default_factory=list)
-    max_abs_smd: float | None = Field(default=None, gt=0)
-    mahalanobis_acceptance: float | None = Field(default=None, gt=0, le=1)
-    max_draws: int = Field(default=100_000, gt=0)
-    probability_draws: int = Field(default=2_000, gt=0)
+    max_abs_smd: float | None = Field(default=None, gt=0, strict=True)
+    mahalanobis_acceptance: float | None = Field(default=None, gt=0, le=1, strict=True)
+    max_draws: int = Field(default=100_000, gt=0, strict=True)
+    probability_draws: int = Field(default=2_000, gt=0, strict=True)
 
     @model_validator(mode="after")
     def _rule_given(self) -> RandomisationSpec:
@@ -115,7 +121,7 @@ class DeliverySection(Strict):
     """`[delivery]`: booking-window capacity limits and guidance templates."""
 
     programme: str = Field(default="SEEDS2", min_length=1)
-    max_share_away_per_week: float = Field(default=0.25, gt=0, le=1)
+    max_share_away_per_week: float = Field(default=0.25, gt=0, le=1, strict=True)
     templates: str | None = None
 
 
@@ -228,6 +234,13 @@ def load_design(path: Path) -> TrialDesign:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder; give the design file (.toml)") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not valid UTF-8 (byte {error.start}); save the design "
+                          "file as UTF-8 text") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read the design file: {error.strerror}") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: malformed TOML: {error}") from None
     return parse_design(raw, source=str(path))
@@ -262,7 +275,16 @@ def _describe(error: dict[str, Any], raw: dict[str, Any]) -> str:
     if error["type"] == "missing":
         return f"missing required key {key!r}"
     message = error["msg"].removeprefix("Value error, ")
+    if error["type"] in _TYPE_ERRORS:
+        message += f"; got {error['input']!r} ({_TOML_TYPES.get(type(error['input']), 'text')}): "
+        message += _TYPE_ERRORS[error["type"]]
     return f"key {key!r}: {message}" if location else message
+
+
+_TYPE_ERRORS = {"int_type": "write a whole number without quotes, e.g. 42",
+                "float_type": "write a number without quotes, e.g. 0.25",
+                "bool_type": "write true or false without quotes"}
+_TOML_TYPES = {bool: "true/false", int: "a whole number", float: "a number", str: "text in quotes"}
 
 
 def _allowed_keys(parent: tuple[Any, ...]) -> list[str]:
