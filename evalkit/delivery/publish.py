@@ -40,8 +40,8 @@ CODES_FILE = "lookup_codes.csv"
 HASH_META = "lookup_hash"
 DIGEST_BYTES = 16
 SALT_BYTES = 16
-# PBKDF2 rounds per lookup: 40 ms in headless Chromium here (under 0.5 s even on a machine ten
-# times slower); hashing a national staff-level roster (18,752 people) once costs about
+# PBKDF2 rounds per lookup: 45-65 ms in headless Chromium here (under 0.5 s even on a machine
+# seven times slower); hashing a national staff-level roster (18,752 people) once costs about
 # 13 minutes on 2 cores. See README, "Lookup page".
 DEFAULT_ITERATIONS = 200_000
 
