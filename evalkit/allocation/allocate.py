@@ -101,13 +101,17 @@ def resolve_units(
     """Map names or IDs (case-insensitive) to unit IDs; unknown ones fail with a suggestion."""
     if not names:
         return []
-    by_text: dict[str, str] = {}
+    by_id = {str(unit_id).lower(): unit_id for unit_id in units["unit_id"]}
+    by_name: dict[str, list[str]] = {}
     for unit_id, name in zip(units["unit_id"], units["name"], strict=True):
-        by_text.setdefault(str(unit_id).lower(), unit_id)
-        by_text.setdefault(str(name).lower(), unit_id)
+        by_name.setdefault(str(name).lower(), []).append(unit_id)
     resolved = []
     for text in names:
-        unit_id = by_text.get(text.strip().lower())
+        matching = by_name.get(text.strip().lower(), [])
+        unit_id = by_id.get(text.strip().lower()) or (matching[0] if matching else None)
+        if text.strip().lower() not in by_id and len(matching) > 1:
+            raise ConfigError(f"key {key!r}: {text!r} is the name of {len(matching)} units "
+                              f"({', '.join(map(str, matching))}); use the code instead")
         if unit_id is None:
             known = list(units["name"]) + list(units["unit_id"])
             raise ConfigError(f"key {key!r}: {text!r} matches no unit.{suggestion(text, known)}")

@@ -30,7 +30,7 @@ from evalkit.allocation.exports import export_allocation
 from evalkit.allocation.joiner_sequence import joiner_meta, joiner_tables, missing_key
 from evalkit.allocation.keys import load_or_create_key
 from evalkit.allocation.roster import Roster, load_roster
-from evalkit.errors import SealedError
+from evalkit.errors import InputError, SealedError
 from evalkit.io.files import sha256_file
 from evalkit.register import (
     NOT_IN_TRIAL,
@@ -167,6 +167,9 @@ def run_assign(design_path: Path, out: Path | None = None, pdus: Path | None = N
     """
     design = load_design(design_path)
     directory = Path(out) if out is not None else default_output(design)
+    if directory.exists() and not directory.is_dir():
+        raise InputError("--out is an existing file, not a folder; choose a new folder",
+                         file=directory)
     if is_sealed(directory):
         raise SealedError(f"{directory} already holds a sealed allocation "
                           f"({REGISTER_FILE}); choose another --out folder")
