@@ -28,6 +28,7 @@ from evalkit.analysis.data import (
 from evalkit.analysis.dim import difference_in_means
 from evalkit.analysis.gee import GEEConvergenceError, fit_gee
 from evalkit.analysis.mixed import ModelFitError, fit_mixed
+from evalkit.analysis.nested import fit_three_level
 from evalkit.analysis.ols import fit_ols_cr
 from evalkit.analysis.randomisation_inference import randomisation_test
 from evalkit.analysis.results import ModelResult
@@ -70,6 +71,7 @@ class AnalyseSpec:
     ri_arms: list[str] | None = None
     allow_clusters_across_strata: bool = False
     allow_clusters_across_arms: bool = False
+    pod_col: str | None = None
 
     def validate(self) -> None:
         """Raise InputError for an unknown choice or an impossible combination."""
@@ -87,6 +89,9 @@ class AnalyseSpec:
             raise InputError(f"--model {self.model} is for continuous (gaussian) outcomes; for a "
                              f"{self.family} outcome use --model gee")
         self._refuse_ignored_options()
+        if self.model == "mixed3" and not self.pod_col:
+            raise InputError("--model mixed3 needs --pod-col (the team column nested in "
+                             "--cluster-col)")
         if self.permutations is not None and self.permutations < 1:
             raise InputError("--permutations must be at least 1")
 
@@ -95,7 +100,7 @@ class AnalyseSpec:
         uses = MODEL_REGISTRY[self.model].uses
         given = {"covariates": bool(self.covariates), "ddf": self.ddf is not None,
                  "permutations": self.permutations is not None, "seed": self.seed is not None,
-                 "small_sample": self.small_sample != "none"}
+                 "small_sample": self.small_sample != "none", "pod": self.pod_col is not None}
         for option, is_set in given.items():
             if is_set and option not in uses:
                 users = [m for m, a in MODEL_REGISTRY.items() if option in a.uses]
@@ -112,12 +117,17 @@ class AnalyseSpec:
 
     @property
     def columns(self) -> list[str]:
-        return self.cols.needed
+        return self.cols.needed + ([self.pod_col] if self.pod_col else [])
 
 
 def _fit_mixed(df: pd.DataFrame, spec: AnalyseSpec) -> ModelResult:
     return fit_mixed(df, spec.cols, alpha=spec.alpha, non_randomised_arms=spec.non_randomised,
                      ddf=spec.ddf or DDF[0])
+
+
+def _fit_three_level(df: pd.DataFrame, spec: AnalyseSpec) -> ModelResult:
+    return fit_three_level(df, spec.cols, pod=str(spec.pod_col), alpha=spec.alpha,
+                           non_randomised_arms=spec.non_randomised)
 
 
 def _fit_ols(vcov: str) -> Callable[[pd.DataFrame, AnalyseSpec], ModelResult]:
@@ -163,10 +173,11 @@ class ModelAdapter:
 DDF = ("satterthwaite", "kenward-roger")
 DEFAULT_PERMUTATIONS = 10_000
 OPTION_FLAGS = {"covariates": "--covariate", "ddf": "--ddf", "permutations": "--permutations",
-                "seed": "--seed", "small_sample": "--small-sample"}
+                "seed": "--seed", "small_sample": "--small-sample", "pod": "--pod-col"}
 # Model name -> its adapter (`--model` choices, in this order).
 MODEL_REGISTRY: dict[str, ModelAdapter] = {
     "mixed": ModelAdapter(_fit_mixed, frozenset({"covariates", "ddf"})),
+    "mixed3": ModelAdapter(_fit_three_level, frozenset({"covariates", "pod"})),
     "cr2": ModelAdapter(_fit_ols("CR2")),
     "cr1": ModelAdapter(_fit_ols("CR1")),
     "hc2": ModelAdapter(_fit_ols("HC2")),

@@ -27,7 +27,8 @@ def analyse(
     covariate: Annotated[list[str] | None, typer.Option(
         "--covariate", help="Covariate column (repeat for several).")] = None,
     model: Annotated[str, typer.Option(
-        help="mixed, cr2, cr1, hc2 (one row per PDU), gee, dim or ri.")] = "mixed",
+        help="mixed, mixed3 (staff in POD in PDU), cr2, cr1, hc2 (one row per PDU), gee, "
+             "dim or ri.")] = "mixed",
     family: Annotated[str, typer.Option(help="gaussian, binomial or poisson.")] = "gaussian",
     control: Annotated[str, typer.Option(help="Control arm label.")] = "Control",
     permutations: Annotated[int | None, typer.Option(
@@ -43,6 +44,9 @@ def analyse(
     across_strata: Annotated[bool, typer.Option(
         "--allow-clusters-across-strata",
         help="Accept clusters that span strata (only if the design has them).")] = False,
+    pod_col: Annotated[str | None, typer.Option(
+        "--pod-col", help="Team (POD) column nested in --cluster-col, for --model mixed3.")
+                       ] = None,
     across_arms: Annotated[bool, typer.Option(
         "--allow-clusters-across-arms",
         help="Accept arms within clusters (staff, not clusters, were randomised).")] = False,
@@ -81,7 +85,7 @@ def analyse(
         covariates=list(covariate or []), model=model, family=family, control=control,
         permutations=permutations, seed=seed, small_sample=small_sample, ddf=ddf,
         non_randomised=list(non_randomised or []), allow_clusters_across_strata=across_strata,
-        allow_clusters_across_arms=across_arms,
+        allow_clusters_across_arms=across_arms, pod_col=pod_col,
     )
     spec.validate()
     loaded = load_analysis_table(data, spec, where=list(where or []))

@@ -23,8 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from evalkit.trial.validators import require_exactly_one, require_unique_names
 
-ModelName = Literal["mixed", "cr2", "cr1", "hc2", "gee", "dim", "ri"]
-GAUSSIAN_MODELS = ("mixed", "cr2", "cr1", "hc2", "dim", "ri")
+ModelName = Literal["mixed", "mixed3", "cr2", "cr1", "hc2", "gee", "dim", "ri"]
+GAUSSIAN_MODELS = ("mixed", "mixed3", "cr2", "cr1", "hc2", "dim", "ri")
 
 
 class _Strict(BaseModel):

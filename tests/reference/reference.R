@@ -30,6 +30,7 @@ if (!dir.exists(data_dir)) stop("run from the project root (tests/reference/data
 all_datasets <- c("national", "few_clusters", "missing", "two_arms", "unequal")
 sel <- Sys.getenv("REF_DATASETS", "")
 datasets <- if (nzchar(sel)) strsplit(sel, ",")[[1]] else all_datasets
+datasets <- intersect(datasets, all_datasets)   # REF_DATASETS=none: only the extra blocks
 
 skipped <- list()
 timings <- list()
@@ -333,7 +334,108 @@ iv_block <- function(d, arms) {
 }
 
 # ---------------------------------------------------------------------------------
+# Extra paths (issue 12): PDU-level outcomes, three-level model, categorical covariates,
+# and what R refuses. Datasets from tests/reference/make_extra_datasets.py.
+# ---------------------------------------------------------------------------------
+read_extra <- function(name) {
+  d <- read.csv(file.path(data_dir, paste0(name, ".csv")), stringsAsFactors = FALSE,
+                check.names = FALSE)
+  arms <- sort(unique(d$arm))
+  d$arm <- factor(d$arm, levels = c("Control", setdiff(arms, "Control")))
+  d$region <- factor(d$region, levels = sort(unique(d$region)))
+  d
+}
+
+tidy_arms <- function(td, arms) {
+  res <- list()
+  for (a in arms) {
+    r <- td[td$term == paste0("arm", a), ]
+    res[[a]] <- list(estimate = num(r$estimate), se = num(r$std.error), df = num(r$df),
+                     statistic = num(r$statistic), p_value = num(r$p.value))
+  }
+  res
+}
+
+pdu_level_block <- function() {
+  d <- read_extra("pdu_level")
+  arms <- arm_names(d)
+  hc2 <- estimatr::lm_robust(y ~ arm + region + x1, data = d, se_type = "HC2")
+  dims <- list()
+  for (a in arms) {
+    dd <- d[d$arm %in% c("Control", a), , drop = FALSE]
+    dd$arm_c <- as.character(dd$arm)
+    both <- tapply(dd$arm_c, as.character(dd$region), function(v) all(c("Control", a) %in% v))
+    keep <- names(both)[both]
+    dd <- dd[as.character(dd$region) %in% keep, , drop = FALSE]
+    dm <- estimatr::difference_in_means(y ~ arm_c, data = dd, blocks = region,
+                                        condition1 = "Control", condition2 = a)
+    td <- estimatr::tidy(dm)
+    dims[[a]] <- list(estimate = num(td$estimate), se = num(td$std.error), df = num(td$df),
+                      p_value = num(td$p.value), n = nrow(dd), n_blocks = length(keep),
+                      design = dm$design)
+  }
+  list(n = nrow(d), hc2 = c(list(call = "lm_robust(y ~ arm + region + x1, se_type = 'HC2')"),
+                            list(arms = tidy_arms(estimatr::tidy(hc2), arms))),
+       dim = list(call = "difference_in_means(y ~ arm, blocks = region), no clusters",
+                  arms = dims))
+}
+
+three_level_block <- function() {
+  d <- read_extra("three_level")
+  arms <- arm_names(d)
+  ctrl <- lme4::lmerControl(optimizer = "bobyqa", optCtrl = list(rhoend = 1e-12, maxfun = 1e5))
+  fit <- lmerTest::lmer(y ~ arm + region + x1 + (1 | pdu / pod), data = d, REML = TRUE,
+                        control = ctrl)
+  vc <- as.data.frame(lme4::VarCorr(fit))
+  c(list(n = nrow(d), n_pdu = length(unique(d$pdu)), n_pod = length(unique(d$pod)),
+         call = "lmerTest::lmer(y ~ arm + region + x1 + (1 | pdu/pod), REML = TRUE), bobyqa rhoend 1e-12",
+         arms = mixed_arms(fit, arms, "Satterthwaite"),
+         sigma2_pdu = num(vc$vcov[vc$grp == "pdu"]),
+         sigma2_pod = num(vc$vcov[vc$grp == "pod:pdu"]),
+         sigma2_resid = num(vc$vcov[vc$grp == "Residual"]),
+         reml_criterion = num(lme4::REMLcrit(fit))))
+}
+
+categorical_block <- function() {
+  d <- read_dataset("few_clusters")
+  d$band <- factor(ifelse(d$x2 < 45, "low", ifelse(d$x2 < 55, "mid", "high")))
+  dd <- cc(d, c("y", "arm", "region", "x1", "band", "pdu"))
+  arms <- arm_names(dd)
+  fit <- lm(y ~ arm + region + x1 + band, data = dd)
+  V <- clubSandwich::vcovCR(fit, cluster = dd$pdu, type = "CR2")
+  ct <- as.data.frame(clubSandwich::coef_test(fit, vcov = V, test = "Satterthwaite"))
+  cr2 <- list()
+  for (nm in c(paste0("arm", arms), paste0("band", levels(dd$band)[-1]))) {
+    r <- ct[ct$Coef == nm, ]
+    cr2[[nm]] <- list(estimate = num(r$beta), se = num(r$SE), df = num(r$df_Satt))
+  }
+  mfit <- lmerTest::lmer(y ~ arm + region + x1 + band + (1 | pdu), data = dd, REML = TRUE)
+  list(n = nrow(dd), reference_level = levels(dd$band)[1], levels = I(levels(dd$band)),
+       rule = "band = low if x2 < 45, mid if x2 < 55, else high",
+       cr2 = cr2, mixed = mixed_arms(mfit, arms, "Satterthwaite"))
+}
+
+refusal_block <- function() {
+  msg <- function(expr) tryCatch({ force(expr); "fitted" },
+                                 error = function(e) conditionMessage(e))
+  pdu <- read_extra("pdu_level")
+  few <- read_dataset("few_clusters")
+  few$one <- "P1"
+  list(mixed_one_row_per_cluster = msg(lme4::lmer(y ~ arm + region + x1 + (1 | pdu), data = pdu)),
+       mixed_single_cluster = msg(lme4::lmer(y ~ arm + x1 + (1 | one), data = few)))
+}
+
+if (file.exists(file.path(data_dir, "pdu_level.csv"))) {
+  message("== extra paths")
+  extra <- list(pdu_level = run_model("extra", "pdu_level", pdu_level_block()),
+                three_level = run_model("extra", "three_level", three_level_block()),
+                categorical = run_model("extra", "categorical", categorical_block()),
+                refusals = run_model("extra", "refusals", refusal_block()))
+}
+
+# ---------------------------------------------------------------------------------
 out <- if (nzchar(sel) && file.exists(out_path)) jsonlite::fromJSON(out_path, simplifyVector = FALSE) else list()
+old_timings <- if (is.null(out[["_meta"]]$timings_seconds)) list() else out[["_meta"]]$timings_seconds
 if (!is.null(out[["_meta"]]$skipped)) {
   # keep skips recorded for datasets not rerun
   skipped <- Filter(function(s) !(s$dataset %in% datasets), out[["_meta"]]$skipped)
@@ -382,7 +484,7 @@ out[["_meta"]] <- list(
   packages = setNames(lapply(pkgs, function(p) as.character(packageVersion(p))), pkgs),
   generated = format(Sys.time(), "%Y-%m-%dT%H:%M:%SZ", tz = "UTC"),
   skipped = skipped,
-  timings_seconds = timings,
+  timings_seconds = modifyList(old_timings, timings),
   notes = list(
     n_obs = "complete cases on (outcome, arm, region, x1, pdu) for y / y_bin / y_count",
     per_model = "each model uses complete cases on its own variables; see its n / n_clusters",
@@ -391,5 +493,6 @@ out[["_meta"]] <- list(
 )
 out <- out[c("_meta", intersect(c(all_datasets, setdiff(names(out), "_meta")), names(out)))]
 out <- out[!duplicated(names(out))]
+if (exists("extra")) out[["extra"]] <- Filter(Negate(is.null), extra)
 jsonlite::write_json(out, out_path, digits = NA, auto_unbox = TRUE, pretty = TRUE)
 message("wrote ", out_path)

@@ -30,6 +30,7 @@ from evalkit.analysis.plan.data import (
     ARM,
     CLUSTER,
     COMPLIANCE,
+    POD,
     STRATUM,
     PlanData,
     acceptance_rule,
@@ -98,7 +99,7 @@ def _run_model(data: PlanData, plan: AnalysisSection, outcome: OutcomeSpec, mode
                seed: int, accept, unit: str, deviations: list) -> ModelResult | None:
     """One planned model; a failure or an impossible model is recorded as a deviation."""
     frame = data.staff if outcome.level == "staff" else data.pdu
-    if outcome.level == "pdu" and model == "mixed":
+    if outcome.level == "pdu" and model in ("mixed", "mixed3"):
         deviations.append(_deviation(outcome, model, "skipped", "a random-intercept model needs "
                                      "several rows per PDU; PDU-level outcome"))
         return None
@@ -116,7 +117,7 @@ def _run_model(data: PlanData, plan: AnalysisSection, outcome: OutcomeSpec, mode
         small_sample=plan.gee_small_sample if model == "gee" else "none",
         non_randomised=data.non_randomised, alpha=plan.alpha,
         fixed_clusters=data.fixed_clusters, accept=accept,
-        allow_clusters_across_arms=unit == "staff",
+        allow_clusters_across_arms=unit == "staff", pod_col=POD if model == "mixed3" else None,
     )
     try:
         return analyse_frame(frame, spec)

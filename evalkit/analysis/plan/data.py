@@ -27,6 +27,7 @@ from evalkit.register import Register
 from evalkit.trial.analysis_plan import AnalysisSection
 
 ARM, CLUSTER, STRATUM, COMPLIANCE = "group", "pdu_code", "stratum", "_compliance"
+POD = "pod"   # the staff table's team column (three-level model)
 TRUE_TEXT = {"true": 1.0, "yes": 1.0, "1": 1.0, "false": 0.0, "no": 0.0, "0": 0.0}
 
 
