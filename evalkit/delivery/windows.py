@@ -135,10 +135,10 @@ def run_windows(directory: Path, templates: Path | None = None) -> tuple[Windows
 
 
 EMPTY_SHEETS = {
-    "Capacity": "No sessions are configured in the design ([[courses.sessions]]), so there "
-                "is no capacity to check.",
-    "Weekly share": "No weekly limit is configured in the design, so no weekly share is "
-                    "checked.",
+    "Capacity": "No course in the design lists sessions (sessions = [...] under "
+                "[[courses]]), so there are no places to check against.",
+    "Weekly share": "No staff are in a course with a booking window, so there is no weekly "
+                    "share to check.",
 }
 
 
