@@ -1,26 +1,29 @@
-"""Benchmarks for the allocation stage (not tests): prints a table of wall-clock times.
+"""Benchmarks for the allocation stage (not tests): each figure beside its floor or peer.
 
-Rows:
-  1. `evalkit assign` on the national example, whole CLI in a subprocess (target < 2 s).
-  2. 1,000,000 synthetic staff, unit = "staff", strata region x PDU: whole CLI in a subprocess,
-     with peak memory (target < 20 s, < 2 GB), and the allocation step alone.
-  3. Re-randomisation: 100,000 candidate draws on the national PDUs, with balance scored
-     (target < 5 s).
-Peers, in the same run: a plain pandas/numpy stratified shuffle (`Generator.permutation` per
-stratum, the obvious Python approach; no exactness or national coordination) for rows 2 and 3.
+Rows (whole processes, run in turn with their floor; medians of --repeats runs):
+  1. `evalkit assign` on the national example, vs the pandas floor: read the same rosters and
+     write allocation.csv and staff_allocation.csv with the same columns (bench/floors.py).
+  2. `evalkit assign`, N synthetic staff (default 1,000,000; unit = "staff", strata region x
+     PDU; the roster is generated here with numpy), vs the same floor on the same files.
+  3. The allocation step alone, vs a naive numpy permutation per stratum (no exactness, no
+     national coordination of leftovers).
+  4. Re-randomisation: candidate draws on the national PDUs with balance scored, vs the naive
+     loop (scaled from fewer draws, no scoring).
+  5. Start-up: `evalkit --help` vs `python -c "import pandas"`.
+Targets (issue 13): assign <= 2x the floor at 1M staff and < 1 GB; national <= 1.5x;
+`--help` <= 1.3x `import pandas`.
 
-Run: .venv/bin/python bench/assign.py [--staff 1000000]
+Run: .venv/bin/python bench/assign.py [--staff 1000000] [--repeats 3]
+     .venv/bin/python bench/assign.py --quick     (20,000 staff, one run each: a smoke run)
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -28,13 +31,24 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
-from evalkit.allocation.allocate import AcceptanceRule, allocate, build_units  # noqa: E402
+from measure import Row, evalkit_cli, in_process, paired, print_table  # noqa: E402
+
+from evalkit.allocation.allocate import (  # noqa: E402
+    AcceptanceRule,
+    allocate,
+    build_units,
+    fixed_assignments,
+    stratum_codes,
+)
 from evalkit.allocation.randomise import RandomStream, StratifiedDesign  # noqa: E402
 from evalkit.allocation.roster import load_roster  # noqa: E402
 from evalkit.examples.roster import write_example  # noqa: E402
 from evalkit.trial.design import load_design  # noqa: E402
 
+FLOORS = str(ROOT / "bench" / "floors.py")
+CONFIG = ROOT / "configs" / "seeds2.toml"
 STAFF_DESIGN = """
 [trial]
 name = "Staff-level benchmark"
@@ -53,124 +67,137 @@ control = true
 """
 
 
-def evalkit_cli() -> list[str]:
-    found = shutil.which("evalkit", path=str(Path(sys.executable).parent))
-    return [found] if found else [sys.executable, "-m", "evalkit"]
-
-
-def timed_subprocess(args: list[str]) -> tuple[float, float]:
-    """Seconds and peak resident memory (MB) of a child process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    start = time.perf_counter()
-    subprocess.run(args, check=True, capture_output=True)
-    seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return seconds, max(peak, before) / 1024
-
-
 def synthetic_staff(pdus: pd.DataFrame, total: int) -> pd.DataFrame:
+    """`total` staff spread at random over the PDUs, with numpy (no Python loop)."""
     rng = np.random.Generator(np.random.PCG64(1))
     codes = pdus["pdu_code"].to_numpy()[rng.integers(0, len(pdus), total)]
     grades = np.array(["PO", "PSO", "PQiP", "CA", "SPO"])[rng.integers(0, 5, total)]
-    return pd.DataFrame({"staff_id": [f"B{i:07d}" for i in range(total)], "grade": grades,
-                         "pdu_code": codes})
+    ids = np.char.add("B", np.char.zfill(np.arange(total).astype(str), 7))
+    return pd.DataFrame({"staff_id": ids, "grade": grades, "pdu_code": codes})
 
 
-def naive_stratified(keys: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def naive_stratified(codes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """The obvious peer: per stratum, permute and alternate arms (no exactness guarantees)."""
-    arms = np.empty(len(keys), dtype=np.int8)
-    order = np.argsort(keys, kind="stable")
-    sorted_keys = keys[order]
-    bounds = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1], True])
+    arms = np.empty(len(codes), dtype=np.int8)
+    order = np.argsort(codes, kind="stable")
+    sorted_codes = codes[order]
+    bounds = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1], True])
     for start, end in zip(bounds[:-1], bounds[1:], strict=True):
         members = order[start:end][rng.permutation(end - start)]
         arms[members] = np.arange(end - start) % 2
     return arms
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--staff", type=int, default=1_000_000)
-    parser.add_argument("--draws", type=int, default=100_000)
-    options = parser.parse_args()
-    rows = []
-    with tempfile.TemporaryDirectory() as scratch:
-        scratch = Path(scratch)
-        example = write_example(scratch / "example")
-        config = ROOT / "configs" / "seeds2.toml"
-        seconds, peak = timed_subprocess([*evalkit_cli(), "assign", str(config), "--pdus",
-                                          str(example["pdus"]), "--staff", str(example["staff"]),
-                                          "--out", str(scratch / "national")])
-        rows.append(("assign, national example, whole CLI", seconds, peak, "< 2 s"))
-
-        pdus = pd.read_csv(example["pdus"])
-        staff = synthetic_staff(pdus, options.staff)
-        staff.to_csv(scratch / "big_staff.csv", index=False)
-        design_path = scratch / "staff_design.toml"
-        design_path.write_text(STAFF_DESIGN)
-        seconds, peak = timed_subprocess([*evalkit_cli(), "assign", str(design_path), "--pdus",
-                                          str(example["pdus"]), "--staff",
-                                          str(scratch / "big_staff.csv"), "--out",
-                                          str(scratch / "big")])
-        rows.append((f"assign, {options.staff:,} staff, region x PDU, whole CLI", seconds, peak,
-                     "< 20 s, < 2 GB"))
-
-        design = load_design(design_path)
-        roster = load_roster(design, example["pdus"], scratch / "big_staff.csv")
-        units = build_units(design, roster)
-        start = time.perf_counter()
-        allocate(design, units)
-        rows.append((f"  allocation step only ({options.staff:,} staff)",
-                     time.perf_counter() - start, None, ""))
-        keys = units["region"].astype(str).to_numpy() + "|" + units["pdu_code"].to_numpy()
-        start = time.perf_counter()
-        naive_stratified(keys, np.random.default_rng(1))
-        rows.append(("  peer: naive numpy permutation per stratum", time.perf_counter() - start,
-                     None, ""))
-
-        rows += rerandomisation_rows(config, example, options.draws)
-    print_table(rows)
+def assign_args(design: Path, pdus: Path, staff: Path, out: Path) -> list[str]:
+    """The CLI call, with a joiner key outside the run folder where assign takes one."""
+    shutil.rmtree(out, ignore_errors=True)
+    args = [*evalkit_cli(), "assign", str(design), "--pdus", str(pdus), "--staff", str(staff),
+            "--out", str(out)]
+    if _takes_key_file():
+        key = out.with_name(out.name + ".key")
+        key.unlink(missing_ok=True)
+        args += ["--key-file", str(key)]
+    return args
 
 
-def rerandomisation_rows(config: Path, example: dict, draws: int) -> list[tuple]:
-    design = load_design(config)
+def _takes_key_file() -> bool:
+    help_text = subprocess.run([*evalkit_cli(), "assign", "--help"], capture_output=True,
+                               text=True).stdout
+    return "--key-file" in help_text
+
+
+def floor_args(pdus: Path, staff: Path, out: Path) -> list[str]:
+    """The pandas floor of the same reading and writing."""
+    shutil.rmtree(out, ignore_errors=True)
+    return [sys.executable, FLOORS, "assign", str(pdus), str(staff), str(out)]
+
+
+def cli_rows(scratch: Path, example: dict, staff_count: int, repeats: int) -> list[Row]:
+    """Rows 1 and 2: the whole CLI beside the pandas floor."""
+    national, floor = paired(
+        lambda i: assign_args(CONFIG, example["pdus"], example["staff"], scratch / "national"),
+        lambda i: floor_args(example["pdus"], example["staff"], scratch / "floor"), repeats)
+    rows = [Row("assign, national example, CLI", national, "pandas read + write", floor,
+                "<= 1.5x")]
+    staff_path = scratch / "big_staff.csv"
+    synthetic_staff(pd.read_csv(example["pdus"]), staff_count).to_csv(staff_path, index=False)
+    design = scratch / "staff_design.toml"
+    design.write_text(STAFF_DESIGN)
+    big, floor = paired(
+        lambda i: assign_args(design, example["pdus"], staff_path, scratch / "big"),
+        lambda i: floor_args(example["pdus"], staff_path, scratch / "floor"), repeats)
+    rows.append(Row(f"assign, {staff_count:,} staff, region x PDU, CLI", big,
+                    "pandas read + write", floor, "<= 2x, < 1 GB"))
+    rows.append(allocation_row(design, example["pdus"], staff_path, staff_count))
+    return rows
+
+
+def allocation_row(design_path: Path, pdus: Path, staff: Path, count: int) -> Row:
+    """Row 3: the allocation step in process, beside the naive numpy peer."""
+    design = load_design(design_path)
+    units = build_units(design, load_roster(design, pdus, staff))
+    ours = in_process(lambda: allocate(design, units))
+    codes, _ = stratum_codes(units, design.trial.strata)
+    peer = in_process(lambda: naive_stratified(codes, np.random.default_rng(1)))
+    return Row(f"  allocation step only ({count:,} staff)", ours, "naive numpy shuffle", peer)
+
+
+def rerandomisation_row(example: dict, draws: int) -> Row:
+    """Row 4: scoring `draws` candidates, beside the naive loop (scaled, unscored)."""
+    design = load_design(CONFIG)
     design = design.model_copy(update={"randomisation": design.randomisation.model_copy(update={
         "method": "rerandomise", "balance_covariates": ["headcount", "caseload_per_practitioner"],
         "max_abs_smd": 0.05, "max_draws": draws})})
-    roster = load_roster(design, example["pdus"], example["staff"])
-    units = build_units(design, roster)
-    from evalkit.allocation.allocate import fixed_assignments, stratum_keys
-
+    units = build_units(design, load_roster(design, example["pdus"], example["staff"]))
     fixed = fixed_assignments(design, units)
-    pool = units.assign(_stratum=stratum_keys(units, design.trial.strata))
-    pool = pool[~pool["unit_id"].isin(fixed)].sort_values(["_stratum", "unit_id"])
-    scheme = StratifiedDesign(pool.groupby("_stratum").size().tolist(), [1, 1])
+    codes, _ = stratum_codes(units, design.trial.strata)
+    in_pool = ~units["unit_id"].isin(fixed).to_numpy()
+    order = np.flatnonzero(in_pool)[np.argsort(codes[in_pool], kind="stable")]
+    pool = units.iloc[order]
+    sizes = np.bincount(codes[order])
+    scheme = StratifiedDesign(sizes[sizes > 0].tolist(), [1, 1])
     rule = AcceptanceRule(design, units, pool, fixed, design.randomisation.balance_covariates)
     stream = RandomStream(design.trial.seed)
-    start = time.perf_counter()
-    accepted = 0
-    for _ in range(draws // 1000):
-        accepted += int((rule.scores(scheme.draw(1000, stream)) <= rule.limit).sum())
-    ours = time.perf_counter() - start
-    keys = pool["_stratum"].to_numpy()
-    rng = np.random.default_rng(1)
+
+    def score_all() -> None:
+        for _ in range(max(draws // 1000, 1)):
+            rule.scores(scheme.draw(1000, stream))
+
+    ours = in_process(score_all)
     peer_draws = max(draws // 20, 1)
-    start = time.perf_counter()
-    for _ in range(peer_draws):
-        naive_stratified(keys, rng)
-    peer = (time.perf_counter() - start) * draws / peer_draws
-    return [(f"re-randomisation, {draws:,} candidates scored, national PDUs", ours, None,
-             f"< 5 s ({accepted} accepted at |SMD| <= 0.05)"),
-            (f"  peer: naive loop, {peer_draws:,} draws scaled to {draws:,} (no scoring)", peer,
-             None, "")]
+    rng = np.random.default_rng(1)
+    peer = in_process(lambda: [naive_stratified(codes[order], rng) for _ in range(peer_draws)])
+    scale = draws / peer_draws
+    scaled = type(peer)(peer.wall * scale, peer.cpu * scale, peer.peak_mb)
+    return Row(f"re-randomisation, {draws:,} candidates scored", ours,
+               f"naive loop x{scale:.0f}, unscored", scaled, "< 5 s")
 
 
-def print_table(rows: list[tuple]) -> None:
-    width = max(len(r[0]) for r in rows)
-    print(f"{'case':<{width}}  {'seconds':>8}  {'peak MB':>8}  target / note")
-    for name, seconds, peak, note in rows:
-        peak_text = f"{peak:8.0f}" if peak is not None else f"{'':8}"
-        print(f"{name:<{width}}  {seconds:8.2f}  {peak_text}  {note}")
+def startup_row(repeats: int) -> Row:
+    """Row 5: what every command pays before it does anything."""
+    ours, floor = paired(lambda i: [*evalkit_cli(), "--help"],
+                         lambda i: [sys.executable, "-c", "import pandas"], max(repeats, 5))
+    return Row("evalkit --help", ours, "python -c 'import pandas'", floor, "<= 1.3x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--staff", type=int, default=1_000_000)
+    parser.add_argument("--draws", type=int, default=100_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true",
+                        help="20,000 staff, 2,000 draws, one run each (a smoke run)")
+    options = parser.parse_args()
+    if options.quick:
+        options.staff, options.draws, options.repeats = 20_000, 2_000, 1
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        example = write_example(scratch / "example")
+        rows = cli_rows(scratch, example, options.staff, options.repeats)
+        rows.append(rerandomisation_row(example, options.draws))
+        rows.append(startup_row(options.repeats))
+    print_table(f"assign benchmarks ({options.repeats} run(s) each, medians)", rows)
 
 
 if __name__ == "__main__":
