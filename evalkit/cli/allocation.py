@@ -39,7 +39,7 @@ def assign(
         print_key_instructions(result.key_file, result.key_created)
     from evalkit.power.randomisation import record_randomisation_power  # scipy: not for --help
 
-    power_files = record_randomisation_power(result.directory, config, pdus, staff)
+    power_files = record_randomisation_power(result.directory)
     if power_files:  # the design has [analysis.power]: MDES of the allocation drawn
         console.print(f"MDES at randomisation: {power_files['json']}")
 

@@ -11,7 +11,9 @@ Standard error of a standardised contrast between arm a and control c (outcome S
 * BIRA2_1f, staff randomised within fixed blocks (PowerUpR ``mdes.bira2f1``); here the
   "clusters" counted per block are staff (cluster size 1):
   SE^2 = (1 - rho)(1 - R2_1) / sum_k H_k over staff counts, df = sum_k (N_k - 2) - g.
-  The block effects absorb the between-block share rho; with rho = 0 it is PowerUp!'s form.
+  The contrast lies within PDUs, so the PDU share rho drops out: exactly when the blocks are
+  PDUs, approximately when staff are randomised within larger strata and the analysis
+  accounts for PDUs (mixed model). With rho = 0 it is PowerUp!'s form.
 
 D = rho (1 - R2_2) + (1 - rho)(1 - R2_1) / n is the variance of a cluster mean, where n is
 the cluster size after attrition. Unequal cluster sizes (coefficient of variation cv) inflate

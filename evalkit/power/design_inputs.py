@@ -19,6 +19,7 @@ from evalkit.allocation.assign import input_paths
 from evalkit.allocation.roster import Roster, load_roster
 from evalkit.errors import InputError
 from evalkit.power.analytic import Arms, Assumptions, Model, PowerResult, analyse
+from evalkit.register import Register
 from evalkit.trial.design import TrialDesign, load_design
 
 
@@ -55,6 +56,31 @@ def cluster_table(design: TrialDesign, roster: Roster,
     table = staff.groupby("pdu_code", sort=True).agg(
         stratum=("stratum", "first"), size=("pdu_code", "size"),
         fixed=("fixed", "all"), **{arm: (arm, "sum") for arm in arms}).reset_index()
+    for arm in arms:
+        table[arm] = table[arm] / table["size"]
+    table["size"] = table["size"].astype(float)
+    return table[["pdu_code", "stratum", "size", "fixed", *arms]]
+
+
+def register_cluster_table(register: Register) -> pd.DataFrame:
+    """The cluster table of a sealed allocation, from the register alone (what was drawn)."""
+    design = register.design
+    allocation = register.table("allocation")
+    staff = register.table("staff_allocation", ["staff_id", "pdu_code", "group"])
+    arms = [arm.name for arm in design.arms]
+    frame = allocation.assign(stratum=stratum_keys(allocation, design.trial.strata).to_numpy(),
+                              fixed=allocation["assignment"] == "fixed")
+    for arm in arms:
+        frame[arm] = (frame["group"] == arm).astype(float)
+    if design.trial.unit == "pdu":
+        sizes = staff[staff["pdu_code"].isin(frame["unit_id"])].groupby("pdu_code").size()
+        frame = frame.rename(columns={"unit_id": "pdu_code"})
+        frame["size"] = frame["pdu_code"].map(sizes).fillna(0).astype(float)
+        return frame[["pdu_code", "stratum", "size", "fixed", *arms]]
+    frame["pdu_code"] = frame["unit_id"].map(staff.set_index("staff_id")["pdu_code"])
+    table = frame.groupby("pdu_code", sort=True).agg(
+        stratum=("stratum", "first"), size=("pdu_code", "size"), fixed=("fixed", "all"),
+        **{arm: (arm, "sum") for arm in arms}).reset_index()
     for arm in arms:
         table[arm] = table[arm] / table["size"]
     table["size"] = table["size"].astype(float)
@@ -98,7 +124,7 @@ def design_contrasts(design: TrialDesign, table: pd.DataFrame) -> list[DesignCon
             elif design.trial.unit == "pdu":
                 built = _staff_arms(_as_if_staff_randomised(design, table), arm, control)
             else:
-                built = _staff_arms(table, arm, control)
+                built = _staff_arms(_by_stratum(table, arms_of(design)), arm, control)
             contrasts.append(DesignContrast(arm, control, is_random, model, built[0],
                                             built[1], level))
     return contrasts
@@ -120,12 +146,27 @@ def _cluster_arms(table: pd.DataFrame, arm: str, control: str) -> tuple[Arms, fl
 
 
 def _staff_arms(table: pd.DataFrame, arm: str, control: str) -> tuple[Arms, float]:
-    """Staff of the two arms per PDU (blocks = PDUs); PDUs missing either arm are left out."""
+    """Staff of the two arms per block (rows of `table`); blocks missing an arm are left out."""
     treated, untreated = table["size"] * table[arm], table["size"] * table[control]
     kept = (treated > 0) & (untreated > 0)
     arms = Arms(tuple(treated[kept]), tuple(untreated[kept]), 1.0,
-                tuple(f"PDU {c!r}" for c in table.loc[kept, "pdu_code"]))
+                tuple(f"block {c!r}" for c in table.loc[kept, "pdu_code"]))
     return arms, 0.0
+
+
+def arms_of(design: TrialDesign) -> list[str]:
+    """Arm names in design order."""
+    return [arm.name for arm in design.arms]
+
+
+def _by_stratum(table: pd.DataFrame, arms: list[str]) -> pd.DataFrame:
+    """A staff-level design's blocks are its strata: staff of each arm summed per stratum."""
+    staff = table[arms].multiply(table["size"], axis=0).assign(size=table["size"],
+                                                               stratum=table["stratum"])
+    grouped = staff.groupby("stratum", sort=True).sum().reset_index()
+    shares = grouped[arms].divide(grouped["size"], axis=0)
+    return pd.concat([grouped[["stratum", "size"]], shares], axis=1).rename(
+        columns={"stratum": "pdu_code"})
 
 
 def _as_if_staff_randomised(design: TrialDesign, table: pd.DataFrame) -> pd.DataFrame:

@@ -83,7 +83,8 @@ def _reml_loglik(x: np.ndarray, y: np.ndarray, n: np.ndarray, within: np.ndarray
                    + logdet + np.sum(resid**2 / v, axis=1))
 
 
-def _negative_hessian(x, y, n, within, theta: np.ndarray) -> np.ndarray:
+def _negative_hessian(x: np.ndarray, y: np.ndarray, n: np.ndarray, within: np.ndarray,
+                      theta: np.ndarray) -> np.ndarray:
     """(R x 2 x 2) negative Hessian of the REML log-likelihood, central differences."""
     steps = 1e-4 * np.maximum(theta, 1e-3 * theta[:, 1:2])
     hessian = np.zeros((theta.shape[0], 2, 2))

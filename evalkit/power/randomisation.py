@@ -1,9 +1,11 @@
 """MDES at randomisation: the allocation actually drawn, under the design's [analysis.power].
 
 EEF asks for the MDES at protocol, at randomisation and at analysis. `assign` calls
-`record_randomisation_power` after sealing: it writes `power.json` and `power.html` into the
-run folder, keeps a summary in the register's metadata (key `power_at_randomisation`; the
-sealed manifest itself never changes) and logs a `power_recorded` event.
+`record_randomisation_power` after sealing: from the register alone it writes `power.json` and
+`power.html` into the run folder, keeps a summary in the register's metadata (key
+`power_at_randomisation`; the sealed manifest itself never changes) and logs a
+`power_recorded` event. The analysis stage can call `mdes_at_analysis` with the observed ICC,
+R² and attrition.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.power.analytic import Assumptions
-from evalkit.power.design_inputs import cluster_table, load_design_inputs
+from evalkit.power.design_inputs import register_cluster_table
 from evalkit.power.job import PowerReport, report_for_table
 from evalkit.power.report import write_power_outputs
 from evalkit.register import Register
@@ -29,26 +31,32 @@ def design_assumptions(design: TrialDesign) -> Assumptions | None:
     return Assumptions(alpha=design.analysis.alpha, **section.model_dump())
 
 
-def randomisation_power(directory: Path, design_path: Path, pdus: Path | None = None,
-                        staff: Path | None = None) -> PowerReport | None:
-    """The MDES of each contrast for the sealed allocation in `directory`, or None."""
-    design, roster = load_design_inputs(design_path, pdus, staff)
+def randomisation_power(directory: Path) -> PowerReport | None:
+    """The MDES of each contrast for the sealed allocation in `directory`, or None when the
+    design has no [analysis.power]. Reads the register only: what was sealed is what counts."""
+    register = Register.open(directory)
+    design = register.design
     assumptions = design_assumptions(design)
     if assumptions is None:
         return None
-    register = Register.open(directory)
-    allocation = register.table("allocation", ["unit_id", "group"])
-    table = cluster_table(design, roster, allocation)
-    source = {"mode": "design", "design": str(Path(design_path).resolve()),
-              "moment": "randomisation", "unit": design.trial.unit,
-              "design_sha256": register.manifest["design_sha256"]}
-    return report_for_table(design, table, assumptions, None, source)
+    return _register_report(register, assumptions, "randomisation")
 
 
-def record_randomisation_power(directory: Path, design_path: Path, pdus: Path | None = None,
-                               staff: Path | None = None) -> dict[str, Path] | None:
+def mdes_at_analysis(directory: Path, observed: Assumptions) -> PowerReport:
+    """The MDES recomputed with the observed ICC, R² and attrition (EEF's third moment)."""
+    return _register_report(Register.open(directory), observed, "analysis")
+
+
+def _register_report(register: Register, assumptions: Assumptions, moment: str) -> PowerReport:
+    design = register.design
+    source = {"mode": "design", "design": design.trial.name, "moment": moment,
+              "unit": design.trial.unit, "design_sha256": register.manifest["design_sha256"]}
+    return report_for_table(design, register_cluster_table(register), assumptions, None, source)
+
+
+def record_randomisation_power(directory: Path) -> dict[str, Path] | None:
     """Write power.json/html into the run folder and record the MDES in the register."""
-    report = randomisation_power(directory, design_path, pdus, staff)
+    report = randomisation_power(directory)
     if report is None:
         return None
     files = write_power_outputs(directory, report)
