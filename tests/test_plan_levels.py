@@ -1,0 +1,89 @@
+"""The plan analyses a PDU-level outcome at PDU level (HC2 OLS, blocked DIM, RI)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from evalkit.analysis.data import AnalysisColumns
+from evalkit.analysis.ols import fit_ols_cr
+from evalkit.analysis.plan.data import ARM, CLUSTER, STRATUM, load_plan_data
+from evalkit.cli import app
+from evalkit.register import Register
+from evalkit.trial.design import load_design
+from tests.conftest import SEEDS2_CONFIG
+
+PDU_PLAN = """
+[analysis]
+alpha = 0.05
+permutations = 200
+
+[[analysis.outcomes]]
+name = "sickness_rate"
+type = "continuous"
+level = "pdu"
+covariates = ["baseline_rate"]
+primary = true
+"""
+
+
+def pdu_plan(config_text: str) -> str:
+    """The design file with its [analysis] section replaced by a PDU-level plan."""
+    head, rest = config_text.split("[analysis]", 1)
+    tail = rest[rest.index("[delivery]"):]
+    return head + PDU_PLAN + "\n" + tail
+
+
+@pytest.fixture(scope="module")
+def pdu_run(tmp_path_factory, national_run):
+    root = tmp_path_factory.mktemp("pdu_level")
+    run = root / "run"
+    shutil.copytree(national_run.directory, run)
+    allocation = Register.open(run).table("allocation")
+    rng = np.random.default_rng(5)
+    baseline = rng.normal(5, 1, len(allocation))
+    effect = np.where(allocation["group"] == "Treatment", -0.4, 0.0)
+    outcomes = pd.DataFrame({"pdu_code": allocation["unit_id"], "baseline_rate": baseline,
+                             "sickness_rate": baseline * 0.6 + effect
+                             + rng.normal(0, 0.5, len(allocation))})
+    outcomes.loc[outcomes.index[:4], "sickness_rate"] = np.nan
+    path = root / "pdu_outcomes.csv"
+    outcomes.to_csv(path, index=False)
+    plan = root / "plan.toml"
+    plan.write_text(pdu_plan(SEEDS2_CONFIG.read_text(encoding="utf-8")), encoding="utf-8")
+    result = CliRunner().invoke(app, ["analyse", "--register", str(run), "--outcomes",
+                                      str(path), "--plan", str(plan), "--out", str(root / "out")])
+    assert result.exit_code == 0, result.output
+    document = json.loads((root / "out" / "results.json").read_text())
+    return {"run": run, "outcomes": path, "plan": plan, "document": document}
+
+
+def test_pdu_outcome_runs_hc2_dim_and_ri_at_pdu_level(pdu_run):
+    models = {m["model"]: m for m in pdu_run["document"]["models"]}
+    assert set(models) == {"hc2", "dim", "ri"}
+    assert all(m["level"] == "pdu" for m in models.values())
+    hc2 = models["hc2"]
+    assert hc2["n_obs"] == hc2["n_clusters"]
+    assert hc2["analysis_role"] == "primary" and models["dim"]["analysis_role"] == "sensitivity"
+    assert not any(d["model"] in ("mixed", "hc2", "dim", "ri")
+                   for d in pdu_run["document"]["deviations"])
+
+
+def test_pdu_outcome_hc2_equals_a_direct_library_call(pdu_run):
+    register = Register.open(pdu_run["run"])
+    plan = load_design(pdu_run["plan"]).analysis
+    data = load_plan_data(register, pdu_run["outcomes"], plan)
+    expected = fit_ols_cr(data.pdu, AnalysisColumns("sickness_rate", ARM, CLUSTER, STRATUM,
+                                                    ("baseline_rate",)), vcov="HC2",
+                          non_randomised_arms=data.non_randomised)
+    got = next(m for m in pdu_run["document"]["models"] if m["model"] == "hc2")
+    for contrast, want in zip(got["contrasts"], expected.contrasts, strict=True):
+        assert contrast["arm"] == want.arm
+        assert contrast["estimate"] == pytest.approx(want.estimate, rel=1e-12)
+        assert contrast["se"] == pytest.approx(want.se, rel=1e-12)
+        assert contrast["df"] == want.df
