@@ -10,7 +10,7 @@ import typer
 
 from evalkit.cli.common import console, frame_table
 from evalkit.errors import InputError
-from evalkit.monitoring.bookings import parse_column_map
+from evalkit.monitoring.bookings import parse_column_map, parse_status_map
 from evalkit.monitoring.report import run_monitor
 
 
@@ -32,15 +32,22 @@ def monitor(
         "'staff_id=Employee Number'. Repeatable.")] = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help="Date the export was taken "
                                               "(YYYY-MM-DD); default today.")] = None,
+    map_status: Annotated[list[str] | None, typer.Option(
+        "--map-status", help="Count an export status as one of booked, attended, completed, "
+        "cancelled: 'Enrolled=booked'. Repeatable.")] = None,
 ) -> None:
     """Check bookings and completions against groups and windows.
 
     Writes DIR/monitoring.csv, monitoring.xlsx and monitoring.html, and stores per-person
     compliance in the register for the complier (CACE) analysis.
 
+    Headers match ignoring case, spaces and punctuation ('Staff ID' is staff_id).
+
     Example: evalkit monitor outputs/seeds2 --bookings mylearning.csv --map-column "staff_id=ID"
+    --map-status Enrolled=booked
     """
-    result = run_monitor(directory, bookings, parse_column_map(map_column or []), _as_of(as_of))
+    result = run_monitor(directory, bookings, parse_column_map(map_column or []), _as_of(as_of),
+                         parse_status_map(map_status or []))
     monitoring = result.monitoring
     console.print(frame_table(monitoring.summary,
                               f"Monitoring as of {monitoring.as_of} ({monitoring.rows_read} rows)"))

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from evalkit.errors import InputError, suggestion
-from evalkit.io.files import read_table
+from evalkit.io.files import match_columns, read_table
 from evalkit.register import NOT_IN_TRIAL
 from evalkit.trial.design import NO_COURSE, TrialDesign
 
@@ -67,49 +67,99 @@ def parse_column_map(items: list[str]) -> dict[str, str]:
     return mapping
 
 
-def read_bookings(path: Path, column_map: dict[str, str] | None = None) -> pd.DataFrame:
-    """The export as staff_id, course, status (lower case), date and its spreadsheet row."""
+def parse_status_map(items: list[str]) -> dict[str, str]:
+    """`--map-status Enrolled=booked` -> {'enrolled': 'booked'} (export values ignore case)."""
+    mapping = {}
+    for item in items:
+        source, separator, status = item.partition("=")
+        source, status = source.strip().lower(), status.strip().lower()
+        if not separator or not source:
+            raise InputError(f"--map-status {item!r}: expected 'Export value=status', e.g. "
+                             "Enrolled=booked")
+        if status not in STATUSES:
+            raise InputError(f"--map-status {item!r}: {status!r} is not one of "
+                             f"{', '.join(STATUSES)}.{suggestion(status, STATUSES)}")
+        mapping[source] = status
+    return mapping
+
+
+def read_bookings(path: Path, column_map: dict[str, str] | None = None,
+                  status_map: dict[str, str] | None = None) -> pd.DataFrame:
+    """The export as staff_id, course, status (lower case), date and its spreadsheet row.
+
+    Headers match ignoring case, spaces and punctuation ('Staff ID' is staff_id).
+    """
     frame = read_table(path)
     column_map = column_map or {}
     source_of = {name: column_map.get(name, name) for name in BOOKING_COLUMNS}
+    frame = match_columns(frame, list(source_of.values()), path)
     for name, source in source_of.items():
         if source not in frame.columns:
             hint = suggestion(source, frame.columns)
             raise InputError(f"missing column {source!r} (for {name}); found: "
-                             f"{', '.join(frame.columns)}.{hint} Map another column with "
-                             f"--map-column {name}=COLUMN.", file=path, row=1, column=source)
-    bookings = pd.DataFrame({name: frame[source].to_numpy() for name, source in source_of.items()})
-    bookings["row"] = np.arange(2, len(bookings) + 2)
-    bookings["status"] = _statuses(bookings["status"], path, source_of["status"])
+                             f"{', '.join(map(str, frame.columns))}.{hint} Map another column "
+                             f"with --map-column {name}=COLUMN.", file=path, row=1,
+                             column=source)
+    bookings = pd.DataFrame({name: frame[source] for name, source in source_of.items()})
+    bookings["row"] = frame.index.to_numpy() + 2
+    bookings["status"] = _statuses(bookings["status"], path, source_of["status"],
+                                   status_map or {})
     bookings["date"] = _dates(bookings["date"], path, source_of["date"])
-    return bookings
+    return bookings.reset_index(drop=True)
 
 
-def _statuses(values: pd.Series, path: Path, column: str) -> pd.Series:
+def _statuses(values: pd.Series, path: Path, column: str,
+              status_map: dict[str, str]) -> pd.Series:
     lowered = values.astype(str).str.strip().str.lower()
+    lowered = lowered.map(lambda value: status_map.get(value, value))
     bad = ~lowered.isin(STATUSES)
     if bad.any():
         position = int(bad.to_numpy().argmax())
         value = values.iloc[position]
         raise InputError(f"unknown status {value!r}; expected one of {', '.join(STATUSES)}."
-                         + suggestion(value, STATUSES), file=path, row=position + 2,
-                         column=column)
+                         + suggestion(value, STATUSES)
+                         + f" To count it as one of them: --map-status '{value}=booked'",
+                         file=path, row=int(values.index[position]) + 2, column=column)
     return lowered
 
 
+_ISO_DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})(?:[T ].*)?")
+_UK_DATE = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})(?: \d{1,2}:\d{2}(?::\d{2})?)?")
+
+
+def parse_export_date(text: str) -> dt.date | None:
+    """The calendar date of an ISO date or date-time (any time zone, as written) or UK
+    DD/MM/YYYY (optionally with a time); None if it is neither."""
+    text = text.strip()
+    iso, uk = _ISO_DATE.fullmatch(text), _UK_DATE.fullmatch(text)
+    if iso:
+        year, month, day = (int(part) for part in iso.groups())
+    elif uk:
+        day, month, year = (int(part) for part in uk.groups())
+    else:
+        return None
+    try:
+        return dt.date(year, month, day)
+    except ValueError:
+        return None
+
+
 def _dates(values: pd.Series, path: Path, column: str) -> pd.Series:
-    """ISO dates (Excel's date-times too) or UK day/month/year; anything else is an error."""
+    """Each cell parsed on its own, so ISO and UK dates may mix; anything else is an error."""
     text = values.astype(str).str.strip()
-    parsed = pd.to_datetime(text, format="ISO8601", errors="coerce")
-    missing = parsed.isna()
-    if missing.any():
-        parsed[missing] = pd.to_datetime(text[missing], format="%d/%m/%Y", errors="coerce")
-    bad = parsed.isna()
+    parsed = {value: parse_export_date(value) for value in text.unique()}
+    dates = text.map(parsed)
+    bad = dates.isna()
     if bad.any():
         position = int(bad.to_numpy().argmax())
-        raise InputError(f"bad date {text.iloc[position]!r}; expected YYYY-MM-DD (or "
-                         "DD/MM/YYYY)", file=path, row=position + 2, column=column)
-    return parsed.dt.normalize()
+        value = text.iloc[position]
+        hint = ""
+        uk = _UK_DATE.fullmatch(value)
+        if uk and int(uk.group(2)) > 12:
+            hint = " (it looks like month/day/year: export UK or ISO dates)"
+        raise InputError(f"bad date {value!r}; expected YYYY-MM-DD (or DD/MM/YYYY){hint}",
+                         file=path, row=int(values.index[position]) + 2, column=column)
+    return pd.to_datetime(dates)
 
 
 def _normalise_course(names: pd.Series) -> pd.Series:

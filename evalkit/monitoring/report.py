@@ -36,10 +36,11 @@ class MonitorResult:
 
 
 def run_monitor(directory: Path, bookings_path: Path, column_map: dict[str, str] | None = None,
-                as_of: dt.date | None = None) -> MonitorResult:
+                as_of: dt.date | None = None,
+                status_map: dict[str, str] | None = None) -> MonitorResult:
     """Monitor a run against an export; write the outputs and log a `monitored` event."""
     register = Register.open(directory)
-    bookings = read_bookings(bookings_path, column_map)
+    bookings = read_bookings(bookings_path, column_map, status_map)
     monitoring = monitor_bookings(register.design, register.table("staff_allocation"),
                                   bookings, as_of)
     directory = Path(directory)
