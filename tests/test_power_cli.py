@@ -51,9 +51,11 @@ def test_design_uses_real_strata_fixed_units_and_the_power_section(tmp_path):
 
 
 @pytest.mark.parametrize("arguments, message", [
-    (["--icc", "1"], "icc must be in [0, 1)"),
-    (["--icc", "0.1", "--r2-cluster", "1.2"], "r2_cluster"),
-    (["--icc", "0.1", "--power", "1"], "power must be in (0, 1)"),
+    (["--icc", "1"], "icc (--icc) must be in [0, 1)"),
+    (["--icc", "0.1", "--r2-cluster", "1.2"], "--r2-cluster) must be in [0, 1)"),
+    (["--icc", "0.1", "--r2-individual", "-0.1"], "--r2-individual) must be in [0, 1)"),
+    (["--icc", "0.1", "--treated-share", "1"], "--treated-share) must be in (0, 1)"),
+    (["--icc", "0.1", "--power", "1"], "power (--power) must be in (0, 1)"),
     (["--icc", "0.1", "--alpha", "0"], "alpha"),
     (["--icc", "0.1", "--clusters", "3"], "fewer than two clusters per arm"),
     (["--icc", "0.1", "--clusters", "1", "--blocks", "4"], "every block needs at least 2"),

@@ -93,7 +93,8 @@ def _check_range(name: str, value: float, low: float, high: float, shown: str,
     below = value <= low if low_open else value < low
     above = value >= high if high_open else value > high
     if not math.isfinite(value) or below or above:
-        raise InputError(f"{name} must be in {shown} (got {value})")
+        flag = "--" + name.replace("_", "-")
+        raise InputError(f"{name} ({flag}) must be in {shown} (got {value})")
 
 
 @dataclass(frozen=True)
