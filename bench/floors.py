@@ -4,10 +4,13 @@ Each floor is a whole process, run beside the evalkit command it is the floor of
   assign:  read the PDU and staff rosters, write allocation.csv and staff_allocation.csv with the
            same columns and rows (groups by a numpy coin, no validation, register or checks).
   monitor: read the bookings export and the staff allocation, join them, write the joined CSV.
+  register: read the staff allocation table from register.sqlite, write it as one CSV (the
+           floor of windows, guidance and publish).
   import:  `import pandas` (what every command pays before doing anything).
 
 Run: .venv/bin/python bench/floors.py assign PDUS STAFF OUT_DIR
      .venv/bin/python bench/floors.py monitor BOOKINGS STAFF_ALLOCATION OUT_DIR
+     .venv/bin/python bench/floors.py register REGISTER_SQLITE OUT_DIR
 """
 
 from __future__ import annotations
@@ -42,16 +45,26 @@ def assign_floor(pdus_path: str, staff_path: str, out: str) -> None:
 
 
 def monitor_floor(bookings_path: str, staff_path: str, out: str) -> None:
-    """pandas read_csv of the export and the allocation, a join on e-mail, one CSV written."""
+    """pandas read_csv of the export and the staff allocation, a join on staff ID, one CSV."""
     import pandas as pd
 
     bookings = pd.read_csv(bookings_path, dtype=str, keep_default_na=False)
     staff = pd.read_csv(staff_path, dtype=str, keep_default_na=False)
-    key = "email" if "email" in bookings.columns else bookings.columns[0]
-    joined = bookings.merge(staff, left_on=key, right_on="email", how="left",
-                            suffixes=("", "_staff"))
+    joined = bookings.merge(staff, on="staff_id", how="left", suffixes=("", "_staff"))
     Path(out).mkdir(parents=True, exist_ok=True)
     joined.to_csv(Path(out) / "monitoring.csv", index=False)
+
+
+def register_floor(register_path: str, out: str) -> None:
+    """Read the staff allocation table from the register (SQLite) and write it as one CSV."""
+    import sqlite3
+
+    import pandas as pd
+
+    with sqlite3.connect(register_path) as connection:
+        staff = pd.read_sql("SELECT * FROM staff_allocation", connection)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    staff.to_csv(Path(out) / "staff.csv", index=False)
 
 
 if __name__ == "__main__":
@@ -60,7 +73,9 @@ if __name__ == "__main__":
         assign_floor(*arguments)
     elif kind == "monitor":
         monitor_floor(*arguments)
+    elif kind == "register":
+        register_floor(*arguments)
     elif kind == "import":
         import pandas  # noqa: F401
     else:
-        raise SystemExit(f"unknown floor {kind!r}; expected assign, monitor or import")
+        raise SystemExit(f"unknown floor {kind!r}; expected assign, monitor, register or import")

@@ -1,78 +1,95 @@
-"""Benchmark: `monitor` on a 200,000-row synthetic export against the national example.
+"""Benchmark: `monitor` on a large synthetic export (default 200,000 rows) of the national example.
 
-Target: the whole job (read, compare, write CSV/XLSX/HTML, store compliance) under 5 s.
-Peer: reading the same CSV with plain `pandas.read_csv` (the floor for any approach).
+Rows (medians of --repeats runs, each beside its floor, taken in turn):
+  1. `evalkit monitor` whole CLI vs the floor: pandas read_csv of the export and of
+     staff_allocation.csv, a join on staff ID, one CSV written (bench/floors.py monitor).
+  2. The library steps in process (read and validate, compare, write CSV/XLSX/HTML) beside
+     `pandas.read_csv` of the same export.
+Target (issue 13): the whole CLI <= 1.5x the floor.
 
-Run: .venv/bin/python bench/monitor.py
+Run: .venv/bin/python bench/monitor.py [--rows 200000] [--repeats 3]
+     .venv/bin/python bench/monitor.py --quick     (20,000 rows, one run: a smoke run)
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
+import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
 
-from evalkit.allocation.assign import run_assign
-from evalkit.examples.bookings import make_example_bookings
-from evalkit.examples.roster import write_example
-from evalkit.monitoring.bookings import monitor_bookings, read_bookings
-from evalkit.monitoring.report import run_monitor, write_monitoring
-from evalkit.register import Register
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
-ROWS = 200_000
+from measure import Row, evalkit_cli, in_process, paired, print_table  # noqa: E402
+
+from evalkit.allocation.assign import run_assign  # noqa: E402
+from evalkit.examples.bookings import make_example_bookings  # noqa: E402
+from evalkit.examples.roster import write_example  # noqa: E402
+from evalkit.monitoring.bookings import monitor_bookings, read_bookings  # noqa: E402
+from evalkit.monitoring.report import write_monitoring  # noqa: E402
+from evalkit.register import Register  # noqa: E402
+
 AS_OF = dt.date(2023, 12, 31)
-CONFIG = Path(__file__).resolve().parents[1] / "configs" / "seeds2.toml"
+CONFIG = ROOT / "configs" / "seeds2.toml"
+FLOORS = str(ROOT / "bench" / "floors.py")
 
 
 def big_export(register: Register, rows: int) -> pd.DataFrame:
     """Synthetic exports for successive seeds, stacked until `rows` rows."""
     parts, total, seed = [], 0, 0
+    staff = register.table("staff_allocation")
     while total < rows:
-        part = make_example_bookings(register.design, register.table("staff_allocation"), seed)
+        part = make_example_bookings(register.design, staff, seed)
         parts.append(part)
         total += len(part)
         seed += 1
     return pd.concat(parts, ignore_index=True).head(rows)
 
 
-def timed(function, *args):
-    start = time.perf_counter()
-    value = function(*args)
-    return value, time.perf_counter() - start
-
-
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="20,000 rows, one run")
+    options = parser.parse_args()
+    if options.quick:
+        options.rows, options.repeats = 20_000, 1
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         files = write_example(folder / "example")
         run = run_assign(CONFIG, out=folder / "run", pdus=files["pdus"],
                          staff=files["staff"]).directory
         register = Register.open(run)
-        export_path = folder / "export.csv"
-        big_export(register, ROWS).to_csv(export_path, index=False)
+        export = folder / "export.csv"
+        big_export(register, options.rows).to_csv(export, index=False)
+        cli, floor = paired(
+            lambda i: [*evalkit_cli(), "monitor", str(run), "--bookings", str(export),
+                       "--as-of", AS_OF.isoformat()],
+            lambda i: [sys.executable, FLOORS, "monitor", str(export),
+                       str(run / "staff_allocation.csv"), str(folder / "floor")],
+            options.repeats)
+        rows = [Row(f"monitor, {options.rows:,} export rows, CLI", cli,
+                    "pandas read+join+write", floor, "<= 1.5x")]
+        read_csv = in_process(lambda: pd.read_csv(export), options.repeats)
         staff = register.table("staff_allocation")
-
-        _, pandas_read = timed(pd.read_csv, export_path)
-        bookings, read = timed(read_bookings, export_path)
-        monitoring, compare = timed(monitor_bookings, register.design, staff, bookings, AS_OF)
-        _, write = timed(write_monitoring, folder / "out", monitoring)
-        _, whole = timed(run_monitor, run, export_path, None, AS_OF)
-
-    print(f"monitor: {ROWS:,} export rows, {len(staff):,} staff (national example)")
-    print(f"{'step':<44}{'seconds':>10}")
-    for label, seconds in [
-        ("peer: pandas.read_csv (no validation)", pandas_read),
-        ("read_bookings (validate statuses, dates)", read),
-        ("monitor_bookings (compare)", compare),
-        ("write_monitoring (CSV, XLSX, HTML + chart)", write),
-        ("run_monitor: whole job (+ register)", whole),
-    ]:
-        print(f"{label:<44}{seconds:>10.2f}")
-    verdict = "met" if whole < 5 else "MISSED"
-    print(f"target < 5 s for the whole job: {verdict}")
+        bookings = read_bookings(export)
+        monitoring = monitor_bookings(register.design, staff, bookings, AS_OF)
+        for name, action in [
+            ("  read_bookings (validate)", lambda: read_bookings(export)),
+            ("  monitor_bookings (compare)",
+             lambda: monitor_bookings(register.design, staff, bookings, AS_OF)),
+            ("  write_monitoring (CSV, XLSX, HTML)",
+             lambda: write_monitoring(folder / "out", monitoring)),
+        ]:
+            rows.append(Row(name, in_process(action, options.repeats), "pandas.read_csv",
+                            read_csv))
+    print_table(f"monitor benchmarks ({options.repeats} run(s) each, medians)", rows)
 
 
 if __name__ == "__main__":
