@@ -9,6 +9,7 @@ Group guidance comes from Jinja2 templates (`<group>.md.j2`, e.g. `control.md.j2
 from __future__ import annotations
 
 import functools
+import html
 import itertools
 import re
 from collections import Counter
@@ -22,7 +23,7 @@ from markupsafe import Markup, escape
 from evalkit.delivery.contamination import HIGH_SHARE, KINDS, ContaminationReport, assess
 from evalkit.delivery.instructions import group_windows
 from evalkit.errors import ConfigError, InputError
-from evalkit.io.files import read_table, write_csv, write_folder, write_text
+from evalkit.io.files import read_table, safe_file_name, write_csv, write_folder, write_text
 from evalkit.io.html import add_group_helpers
 from evalkit.register import NOT_IN_TRIAL, Register
 from evalkit.trial.design import TrialDesign
@@ -72,9 +73,11 @@ def _environment(override: Path | None, html: bool) -> jinja2.Environment:
     folders = [str(override)] if override else []
     loader = jinja2.FileSystemLoader([*folders, str(PACKAGE_TEMPLATES)])
     environment = jinja2.Environment(loader=loader, autoescape=html,
-                                     undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+                                     undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                                     finalize=None if html else markdown_text)
     environment.filters["inline"] = inline_html
     environment.filters["blocks"] = markdown_blocks
+    environment.filters["file_name"] = safe_file_name
     return add_group_helpers(environment)
 
 
@@ -87,18 +90,31 @@ def template_name(design: TrialDesign, group: str, templates: GuidanceTemplates)
     return "control.md.j2" if group == design.control_arm else "treatment.md.j2"
 
 
-def render_group_guidance(design: TrialDesign, group: str, templates: GuidanceTemplates) -> str:
-    """The guidance text (Markdown) a group's staff receive."""
-    return templates.render(
+def render_group_guidance(design: TrialDesign, group: str,
+                          templates: GuidanceTemplates) -> Markup:
+    """The guidance text (Markdown, user text HTML-escaped) a group's staff receive."""
+    text = templates.render(
         template_name(design, group, templates), group=group, trial=design.trial.name,
         programme=design.delivery.programme,
         windows=group_windows(design, group), control=group == design.control_arm,
         you_are="Your PDU is" if design.trial.unit == "pdu" else "You are").strip() + "\n"
+    return Markup(text)  # user text in it is escaped by markdown_text
+
+
+def markdown_text(value: object) -> object:
+    """Every value a Markdown template prints: HTML and link brackets escaped as entities, so
+    names can never become markup in a Markdown viewer (Markup, e.g. rendered guidance, is
+    already escaped and passes as it is)."""
+    if isinstance(value, Markup) or not isinstance(value, str):
+        return value
+    text = html.escape(value, quote=False)
+    return text.replace("[", "&#91;").replace("]", "&#93;")
 
 
 def inline_html(text: str) -> Markup:
-    """Escape text, then turn **bold** into <strong>."""
-    return Markup(re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", str(escape(text))))
+    """Escape text (Markdown entities decoded first), then turn **bold** into <strong>."""
+    escaped = str(escape(html.unescape(str(text))))
+    return Markup(re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", escaped))
 
 
 def markdown_blocks(text: str) -> list[dict]:
@@ -162,8 +178,9 @@ def plan_guidance(design: TrialDesign, staff: pd.DataFrame, events: pd.DataFrame
     for code, members in itertools.groupby(records, key=lambda r: r["pdu_code"]):
         context = pdu_context(design, list(members), guidance)
         context |= {"trial": design.trial.name, "risk": risk.loc[code].to_dict()}
-        files[f"{code}.md"] = templates.render("briefing.md.j2", **context)
-        files[f"{code}.html"] = templates.render("briefing.html.j2", html=True, **context)
+        name = safe_file_name(code)  # codes are validated; the guard holds anyway
+        files[f"{name}.md"] = templates.render("briefing.md.j2", **context)
+        files[f"{name}.html"] = templates.render("briefing.html.j2", html=True, **context)
         pdus.append(context)
     files["index.html"] = templates.render("index.html.j2", html=True, trial=design.trial.name,
                                            pdus=pdus)

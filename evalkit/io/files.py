@@ -411,9 +411,30 @@ def write_csv(target: Path, frame: pd.DataFrame) -> Path:
     return Path(target)
 
 
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def safe_file_name(text: str) -> str:
+    """A file name (without extension) for `text`: itself when it is only letters, digits,
+    '-' and '_' (validated codes are), else those characters plus a short hash, so it can
+    never climb out of its folder or collide."""
+    text = str(text)
+    if _SAFE_NAME.fullmatch(text):
+        return text
+    kept = re.sub(r"[^A-Za-z0-9_-]+", "_", text).strip("_")[:40] or "file"
+    return f"{kept}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+
+
+def _require_plain_name(name: str) -> None:
+    if not name or Path(name).name != name or name in {".", ".."} or "\\" in name:
+        raise ValueError(f"refusing to write {name!r}: not a plain file name")
+
+
 def write_folder(target: Path, contents: Mapping[str, bytes | str]) -> Path:
     """Replace a folder of generated files as a whole: written beside it, then swapped in."""
     target = Path(target)
+    for name in contents:
+        _require_plain_name(name)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     old = target.with_name(f".{target.name}.old")
