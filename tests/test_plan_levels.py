@@ -87,3 +87,42 @@ def test_pdu_outcome_hc2_equals_a_direct_library_call(pdu_run):
         assert contrast["estimate"] == pytest.approx(want.estimate, rel=1e-12)
         assert contrast["se"] == pytest.approx(want.se, rel=1e-12)
         assert contrast["df"] == want.df
+
+
+STAFF_PLAN = """
+[analysis]
+permutations = 300
+seed = 4
+models = { continuous = ["cr2", "ri"] }
+
+[[analysis.outcomes]]
+name = "score"
+type = "continuous"
+primary = true
+"""
+
+
+def test_staff_level_design_gets_randomisation_inference_over_staff(tmp_path):
+    from evalkit.allocation.assign import run_assign
+    from evalkit.analysis.plan.compute import compute_plan
+    from tests.helpers import small_pdus, small_staff, write_trial
+
+    pdus = small_pdus(n_regions=2, per_region=4)
+    design = write_trial(tmp_path / "trial", unit="staff", fixed="[]", extra=STAFF_PLAN,
+                         pdus=pdus, staff=small_staff(pdus, per_pdu=6))
+    run = run_assign(design, out=tmp_path / "run", key_file=tmp_path / "joiner.key")
+    staff = Register.open(run.directory).table("staff_allocation")
+    rng = np.random.default_rng(2)
+    treated = (staff["group"] == "Treatment").to_numpy()
+    outcomes = pd.DataFrame({"staff_id": staff["staff_id"],
+                             "score": 0.8 * treated + rng.normal(0, 1, len(staff))})
+    path = tmp_path / "outcomes.csv"
+    outcomes.to_csv(path, index=False)
+    result = compute_plan(Register.open(run.directory), path)
+    ri = next(m.result for m in result.models if m.result.model == "ri")
+    in_trial = staff["group"].isin(["Treatment", "Control"])
+    assert ri.n_clusters == ri.n_obs == int(in_trial.sum())   # staff are the permuted units
+    details = ri.diagnostics["arms"]["Treatment"]
+    assert details["clusters_permuted"] == int(in_trial.sum())
+    assert 0 < ri.contrasts[0].p_value <= 1
+    assert not any(d["model"] == "ri" for d in result.deviations)

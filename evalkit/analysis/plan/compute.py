@@ -31,6 +31,7 @@ from evalkit.analysis.plan.data import (
     CLUSTER,
     COMPLIANCE,
     POD,
+    STAFF,
     STRATUM,
     PlanData,
     acceptance_rule,
@@ -103,13 +104,11 @@ def _run_model(data: PlanData, plan: AnalysisSection, outcome: OutcomeSpec, mode
         deviations.append(_deviation(outcome, model, "skipped", "a random-intercept model needs "
                                      "several rows per PDU; PDU-level outcome"))
         return None
-    if model == "ri" and unit == "staff":
-        deviations.append(_deviation(outcome, model, "skipped", "randomisation inference for "
-                                     "staff-level allocation is not implemented"))
-        return None
     is_ri = model == "ri"
+    # staff-level allocation: RI re-randomises staff (the unit), so staff are its "clusters"
+    unit_col = STAFF if is_ri and unit == "staff" else CLUSTER
     spec = AnalyseSpec(
-        outcome=outcome.name, arm_col=ARM, cluster_col=CLUSTER, strata_col=STRATUM,
+        outcome=outcome.name, arm_col=ARM, cluster_col=unit_col, strata_col=STRATUM,
         covariates=[] if model == "dim" else list(outcome.covariates), model=model,
         family=outcome.family, control=data.control,
         permutations=plan.permutations if is_ri else None,
@@ -126,9 +125,12 @@ def _run_model(data: PlanData, plan: AnalysisSection, outcome: OutcomeSpec, mode
         return None
 
 
-def _columns(data: PlanData, outcome: OutcomeSpec) -> AnalysisColumns:
-    """The plan's analysis columns for one outcome (group, PDU, stratum, its covariates)."""
-    return AnalysisColumns(outcome=outcome.name, arm=ARM, cluster=CLUSTER, strata=STRATUM,
+def _columns(data: PlanData, outcome: OutcomeSpec,
+             allocation_unit: bool = False) -> AnalysisColumns:
+    """The plan's analysis columns for one outcome (group, PDU, stratum, its covariates);
+    `allocation_unit` makes staff the clusters of a staff-level design (attrition, CONSORT)."""
+    cluster = STAFF if allocation_unit and data.unit == "staff" else CLUSTER
+    return AnalysisColumns(outcome=outcome.name, arm=ARM, cluster=cluster, strata=STRATUM,
                            covariates=tuple(outcome.covariates), control=data.control)
 
 
@@ -224,7 +226,7 @@ def _attrition(data: PlanData, plan: AnalysisSection) -> pd.DataFrame:
     frames = []
     for outcome in plan.outcomes:
         frame = data.staff if outcome.level == "staff" else data.pdu
-        table = attrition_summary(frame, _columns(data, outcome),
+        table = attrition_summary(frame, _columns(data, outcome, allocation_unit=True),
                                   allocated_clusters=data.allocated_clusters)
         table.insert(0, "outcome", outcome.name)
         frames.append(table)
@@ -234,7 +236,7 @@ def _attrition(data: PlanData, plan: AnalysisSection) -> pd.DataFrame:
 def _consort(data: PlanData, plan: AnalysisSection) -> pd.DataFrame:
     primary = plan.primary_outcome
     frame = data.staff if primary.level == "staff" else data.pdu
-    table = consort_flow(frame, _columns(data, primary),
+    table = consort_flow(frame, _columns(data, primary, allocation_unit=True),
                          allocated_clusters=data.allocated_clusters)
     table["randomised"] = ~table["arm"].isin(data.non_randomised)
     return table

@@ -28,6 +28,7 @@ from evalkit.trial.analysis_plan import AnalysisSection
 
 ARM, CLUSTER, STRATUM, COMPLIANCE = "group", "pdu_code", "stratum", "_compliance"
 POD = "pod"   # the staff table's team column (three-level model)
+STAFF = "staff_id"   # the unit of randomisation inference in staff-level designs
 TRUE_TEXT = {"true": 1.0, "yes": 1.0, "1": 1.0, "false": 0.0, "no": 0.0, "0": 0.0}
 
 
@@ -43,6 +44,7 @@ class PlanData:
     allocated_clusters: pd.Series          # unit_id -> group (PDU designs)
     compliance_source: str | None
     notes: list[str] = field(default_factory=list)
+    unit: str = "pdu"                       # the design's unit of allocation: pdu or staff
 
 
 def load_plan_data(register: Register, outcomes_path: Path,
@@ -75,7 +77,7 @@ def load_plan_data(register: Register, outcomes_path: Path,
         fixed_clusters=fixed if design.trial.unit == "pdu" else [],
         allocated_clusters=allocation.set_index("unit_id")["group"].astype(str)
         if design.trial.unit == "pdu" else None,
-        compliance_source=source, notes=notes,
+        compliance_source=source, notes=notes, unit=design.trial.unit,
     )
 
 
