@@ -352,12 +352,13 @@ def excel_safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
                 safe_cells = np.array(cells, dtype=object)
                 safe_cells[risky] = ["'" + cells[i] for i in risky]
                 escaped[column] = pd.Series(safe_cells, index=values.index, name=column)
-    if not escaped:
+    headers = {c: excel_safe(c) for c in frame.columns if excel_safe(c) is not c}
+    if not escaped and not headers:
         return frame
     safe = frame.copy()
     for column, values in escaped.items():
         safe[column] = values
-    return safe
+    return safe.rename(columns=headers) if headers else safe   # headers are text users wrote too
 
 
 def _may_start_formula(cells: list[object]) -> bool:
