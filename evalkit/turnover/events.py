@@ -30,7 +30,7 @@ from evalkit.allocation.joiner_sequence import (
     reveal,
 )
 from evalkit.allocation.keys import read_key
-from evalkit.allocation.roster import validate_staff
+from evalkit.allocation.roster import identity_key, validate_staff
 from evalkit.errors import InputError, suggestion
 from evalkit.io.files import read_table
 from evalkit.register import NOT_IN_TRIAL, PDU_SPECIFIC, STAFF_COLUMNS, Register, now_utc
@@ -76,7 +76,7 @@ def _read_new_starters(path: Path, staff: pd.DataFrame, pdus: pd.DataFrame) -> p
                                                      strict=True) for t in (c, n)}
         frame["pdu_code"] = [by_text.get(v.lower(), v) for v in frame["pdu_code"]]
     frame = validate_staff(frame, Path(path), pdus)
-    already = frame["staff_id"].isin(set(staff["staff_id"]))
+    already = frame["staff_id"].map(identity_key).isin(set(staff["staff_id"].map(identity_key)))
     if already.any():
         position = int(already.to_numpy().argmax())
         raise InputError(f"staff ID {frame.loc[position, 'staff_id']!r} is already enrolled "
@@ -187,14 +187,14 @@ def transfer(directory: Path, staff_id: str, to_pdu: str, reason: str = "") -> T
     pdus = known_pdus(register, staff)
     matches = staff.index[staff["staff_id"].str.lower() == staff_id.strip().lower()]
     if matches.empty:
-        raise InputError(f"no staff member {staff_id!r} in this run."
-                         + suggestion(staff_id, staff["staff_id"]), column="--staff-id")
+        raise InputError(f"--staff-id {staff_id!r}: no staff member with that ID in this run."
+                         + suggestion(staff_id, staff["staff_id"]))
     target = _resolve_pdu(to_pdu, pdus)
     position = matches[0]
     source = staff.loc[position, "pdu_code"]
     if source == target["pdu_code"]:
-        raise InputError(f"{staff.loc[position, 'staff_id']} is already in PDU {source}",
-                         column="--to-pdu")
+        raise InputError(f"--to-pdu {to_pdu!r}: {staff.loc[position, 'staff_id']} is already "
+                         f"in PDU {source}")
     staff.loc[position, ["pdu_code", "pdu_name", "region"]] = [
         target["pdu_code"], target["pdu_name"], target["region"]]
     staff.loc[position, list(PDU_SPECIFIC)] = ""
@@ -212,7 +212,7 @@ def _resolve_pdu(text: str, pdus: pd.DataFrame) -> pd.Series:
     wanted = text.strip().lower()
     hit = pdus[(pdus["pdu_code"].str.lower() == wanted) | (pdus["pdu_name"].str.lower() == wanted)]
     if hit.empty:
-        raise _pdu_error(text, pdus, column="--to-pdu")
+        raise InputError(f"--to-pdu {text!r}: {_pdu_error(text, pdus).detail}")
     return hit.iloc[0]
 
 
