@@ -60,4 +60,9 @@ def lookup(directory: Path, query: str) -> LookupResult:
         title = f"PDU {code} {match.iloc[0]['pdu_name']}"
         return LookupResult(title, _pdu_rows(design, staff, code))
     hint = suggestion(query, list(pdus["pdu_name"]) + list(pdus["pdu_code"]))
-    raise CheckFailed(f"no staff member or PDU matches {query!r}.{hint}")
+    people = ""
+    if "@" not in query and " " in query.strip():
+        people = (" Staff are found by staff ID or email only, never by name (names are not "
+                  "searched, to keep the allocation private).")
+    raise CheckFailed(f"no staff member or PDU matches {query!r}.{hint}{people} Search by "
+                      "staff ID, email, PDU code or PDU name.")
