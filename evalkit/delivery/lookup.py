@@ -62,7 +62,6 @@ def lookup(directory: Path, query: str) -> LookupResult:
     hint = suggestion(query, list(pdus["pdu_name"]) + list(pdus["pdu_code"]))
     people = ""
     if "@" not in query and " " in query.strip():
-        people = (" Staff are found by staff ID or email only, never by name (names are not "
-                  "searched, to keep the allocation private).")
+        people = " People's names are not searched: look a person up by staff ID or email."
     raise CheckFailed(f"no staff member or PDU matches {query!r}.{hint}{people} Search by "
                       "staff ID, email, PDU code or PDU name.")
