@@ -12,14 +12,16 @@ import typer
 
 import evalkit
 from evalkit.cli import allocation, analysis, audit, delivery, examples, monitoring, turnover
+from evalkit.cli import log as audit_trail
 from evalkit.cli import power as power_commands
 from evalkit.cli.common import handle_errors
 
 DATA_FLOW_ORDER = ("example", "assign", "verify", "lookup", "windows", "guidance", "publish",
-                   "enrol", "transfer", "monitor", "analyse", "demo")
+                   "enrol", "transfer", "monitor", "analyse", "log", "certificate", "demo")
 COMMANDS = {**examples.COMMANDS, **allocation.COMMANDS, **audit.COMMANDS, **delivery.COMMANDS,
             **turnover.COMMANDS, **monitoring.COMMANDS, **analysis.COMMANDS}
 COMMANDS.update(power_commands.COMMANDS)  # design-stage power (before analysis)
+COMMANDS.update(audit_trail.COMMANDS)  # the audit trail: event log, certificate
 
 app = typer.Typer(
     name="evalkit",
@@ -60,6 +62,7 @@ def _summary(command: object) -> str:
 
 
 for _name in _ordered_names():
-    app.command(_name, short_help=_summary(COMMANDS[_name]))(handle_errors(COMMANDS[_name]))
+    app.command(_name, short_help=_summary(COMMANDS[_name]))(
+        handle_errors(audit_trail.refreshing(_name, COMMANDS[_name])))
 
 __all__ = ["app"]
