@@ -126,3 +126,22 @@ def test_staff_level_design_gets_randomisation_inference_over_staff(tmp_path):
     assert details["clusters_permuted"] == int(in_trial.sum())
     assert 0 < ri.contrasts[0].p_value <= 1
     assert not any(d["model"] == "ri" for d in result.deviations)
+
+
+def test_report_effects_carry_hedges_clustered_g(analysed_run):
+    from evalkit.analysis.effect_sizes import hedges_g_clustered
+
+    result = analysed_run["result"]
+    row = result.effect_sizes.query("model == 'mixed' and arm == 'Treatment'").iloc[0]
+    contrast = next(c for c in result.models[0].result.contrasts if c.arm == "Treatment")
+    icc = result.iccs.set_index("outcome").loc["supervision_quality"]
+    data = load_plan_data(Register.open(analysed_run["run"]), analysed_run["outcomes"])
+    observed = data.staff.dropna(subset=["supervision_quality"])
+    counts = observed[ARM].value_counts()
+    want = hedges_g_clustered(contrast.estimate, icc["total_sd"], counts["Treatment"],
+                              counts["Control"], len(observed) / observed[CLUSTER].nunique(),
+                              icc["icc"])
+    assert row["hedges_g"] == pytest.approx(want["g"], rel=1e-12)
+    assert row["hedges_g_ci_low"] < row["hedges_g"] < row["hedges_g_ci_high"]
+    html = (analysed_run["out"] / "report.html").read_text(encoding="utf-8")
+    assert "Hedges&#39; g (clustered" in html or "Hedges' g (clustered" in html

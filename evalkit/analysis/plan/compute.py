@@ -21,6 +21,7 @@ from evalkit.analysis.data import AnalysisColumns, AnalysisInputError
 from evalkit.analysis.effect_sizes import (
     COX_SCALE,
     eef_effect_size,
+    hedges_g_clustered,
     icc_estimate,
     searle_icc_interval,
 )
@@ -38,7 +39,7 @@ from evalkit.analysis.plan.data import (
     load_plan_data,
 )
 from evalkit.analysis.plan.result import PlannedModel, PlanResult, ResultRole
-from evalkit.analysis.results import ModelResult
+from evalkit.analysis.results import Contrast, ModelResult
 from evalkit.analysis.run import AnalyseSpec, analyse_frame
 from evalkit.errors import ConfigError, EvalkitError
 from evalkit.io.files import sha256_file
@@ -89,7 +90,7 @@ def compute_plan(register: Register, outcomes_path: Path,
     return PlanResult(
         design_summary=design_summary(register, plan), models=models,
         contrasts=_contrast_table(models, holm),
-        effect_sizes=_effect_sizes(models, iccs), iccs=iccs,
+        effect_sizes=_effect_sizes(models, iccs, data, plan.alpha), iccs=iccs,
         attrition=_attrition(data, plan), consort=_consort(data, plan),
         balance=balance_from_register(register), cace=cace, deviations=deviations,
         notes=notes, holm=holm,
@@ -168,8 +169,10 @@ def _contrast_table(models: list[PlannedModel], holm: dict[str, float]) -> pd.Da
     return table[first + [c for c in table.columns if c not in first]]
 
 
-def _effect_sizes(models: list[PlannedModel], iccs: pd.DataFrame) -> pd.DataFrame:
-    """EEF g (continuous), Cox index (binary) or rate ratio (count) for every contrast."""
+def _effect_sizes(models: list[PlannedModel], iccs: pd.DataFrame, data: PlanData,
+                  alpha: float) -> pd.DataFrame:
+    """EEF g (continuous), Cox index (binary) or rate ratio (count) for every contrast;
+    staff-level continuous outcomes also get Hedges' (2007) clustered g."""
     total_sd = dict(zip(iccs["outcome"], iccs["total_sd"], strict=True)) if len(iccs) else {}
     rows = []
     for planned in models:
@@ -187,10 +190,31 @@ def _effect_sizes(models: list[PlannedModel], iccs: pd.DataFrame) -> pd.DataFram
                 g = eef_effect_size(c.estimate, c.ci_low, c.ci_high, total_sd[result.outcome])
                 row.update(measure="EEF g", effect_size=g["effect_size"], ci_low=g["ci_low"],
                            ci_high=g["ci_high"])
+                if planned.role.level == "staff":
+                    row.update(_hedges(data, iccs, result.outcome, c, alpha))
             else:
                 continue
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _hedges(data: PlanData, iccs: pd.DataFrame, outcome: str, contrast: Contrast,
+            alpha: float) -> dict[str, float]:
+    """Hedges (2007) g for a two-level cluster design: the model's adjusted difference over
+    the null-model total SD, with the mean PDU size and ICC of the staff with the outcome."""
+    icc = iccs.set_index("outcome")
+    observed = data.staff.dropna(subset=[outcome])
+    counts = observed[ARM].value_counts()
+    try:
+        g = hedges_g_clustered(contrast.estimate, float(icc.at[outcome, "total_sd"]),
+                               int(counts.get(contrast.arm, 0)),
+                               int(counts.get(contrast.versus, 0)),
+                               len(observed) / observed[CLUSTER].nunique(),
+                               max(float(icc.at[outcome, "icc"]), 0.0), alpha=alpha)
+    except (AnalysisInputError, KeyError, ZeroDivisionError, ValueError):
+        return {}
+    return {"hedges_g": g["g"], "hedges_g_ci_low": g["omega"] * g["ci_low"],
+            "hedges_g_ci_high": g["omega"] * g["ci_high"]}
 
 
 def _iccs(data: PlanData, plan: AnalysisSection) -> pd.DataFrame:
