@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from evalkit.audit.certificate import write_certificate
+from evalkit.audit.index_page import write_index
 from evalkit.cli.allocation import print_assign_summary
 from evalkit.cli.common import console, progress_bar
 from evalkit.examples.roster import write_example
@@ -46,7 +48,9 @@ def demo(
     directory: Annotated[Path, typer.Argument(help="Scratch folder for the demo run.")] = Path(
         "outputs"
     ),
-    config: Annotated[Path, typer.Option(help="Trial design.")] = Path("configs/seeds2.toml"),
+    config: Annotated[Path | None, typer.Option(
+        help="Trial design (default: the shipped SEEDS2 design, packaged with evalkit).")
+    ] = None,
 ) -> None:
     """Run every stage on the shipped example, start to finish.
 
@@ -55,7 +59,7 @@ def demo(
 
     Example: evalkit demo outputs
     """
-    from evalkit.examples.demo import STEPS, run_demo
+    from evalkit.examples.demo import PACKAGED_DESIGN, STEPS, run_demo
 
     with progress_bar("evalkit demo", len(STEPS)) as advance:
         started = []
@@ -66,13 +70,15 @@ def demo(
             started.append(name)
             console.print(f"[dim]- {name}[/]")
 
-        result = run_demo(directory, config, on_step=on_step)
+        result = run_demo(directory, config or PACKAGED_DESIGN, on_step=on_step)
         advance(1)
     print_assign_summary(result.assign)
     console.print("\n[bold green]Demo done.[/] Open these:")
     for name, path in result.outputs.items():
         console.print(f"  {name:<32} {path}")
     console.print(f"All outputs are in [bold]{result.run_directory}[/]")
+    write_certificate(result.run_directory)
+    console.print(f"\nStart here: [bold]{write_index(result.run_directory)}[/]")
 
 
 COMMANDS = {"example": example, "demo": demo}

@@ -6,9 +6,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from evalkit.cli.allocation import KeyFileOption
 from evalkit.cli.common import console, frame_table
+from evalkit.delivery.windows import closed_window_warnings
 from evalkit.turnover.events import TurnoverResult, enrol, transfer
 
 RunDirectory = Annotated[Path, typer.Argument(help="Output folder holding register.sqlite.")]
@@ -39,6 +41,8 @@ def enrol_command(
     """
     result = enrol(directory, staff, reason=reason, key_file=key_file)
     _print_result(f"{len(result.rows)} new starter(s) enrolled", result)
+    for line in closed_window_warnings(result.rows):  # late joiners: their window has closed
+        console.print(f"[bold yellow]warning:[/] {escape(line)}", highlight=False)
 
 
 def transfer_command(

@@ -18,7 +18,7 @@ from evalkit.delivery.capacity import (
     weekly_share,
 )
 from evalkit.delivery.guidance import GuidanceTemplates, render_group_guidance
-from evalkit.delivery.instructions import no_course_instruction, window_instruction
+from evalkit.delivery.instructions import day_text, no_course_instruction, window_instruction
 from evalkit.errors import ConfigError
 from evalkit.io.files import write_csv, write_folder
 from evalkit.io.xlsx import write_workbook
@@ -164,7 +164,7 @@ def closed_window_warnings(rows: pd.DataFrame, today: dt.date | None = None) -> 
     today = today or dt.date.today()
     ends = pd.to_datetime(rows.get("window_end", pd.Series(dtype=object)), errors="coerce")
     closed = rows[ends.notna() & (ends.dt.date < today)]
-    return [f"{person.staff_id}: the {person.group} window for {person.course} closed on "
-            f"{person.window_end}; they cannot book within it. Agree a date with L&D and "
-            "record it (e.g. `evalkit log` shows this enrolment)."
+    return [f"{person.staff_id} ({person.group}) joined after their {person.course} booking "
+            f"window closed on {day_text(pd.Timestamp(person.window_end).date())}: they "
+            "cannot book inside it; agree a late place with L&D and record it as a deviation"
             for person in closed.itertuples(index=False)]

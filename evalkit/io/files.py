@@ -438,6 +438,8 @@ def write_folder(target: Path, contents: Mapping[str, bytes | str]) -> Path:
         _require_plain_name(name)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    os.chmod(staging, 0o777 & ~_current_umask())  # mkdtemp makes 0700: colleagues on a
+    # shared drive must be able to open the folder, as they can any folder made by mkdir
     old = target.with_name(f".{target.name}.old")
     try:
         for name, data in contents.items():
