@@ -82,7 +82,7 @@ class Register:
         """Open the register in an output folder; fail clearly if there is none."""
         path = register_path(directory)
         if not path.exists():
-            raise CheckFailed(f"{directory}: no register found (run `evalkit assign` first)")
+            raise EvalkitError(f"{directory}: no register found (run `evalkit assign` first)")
         return cls(path)
 
     @classmethod
