@@ -145,3 +145,25 @@ def test_report_effects_carry_hedges_clustered_g(analysed_run):
     assert row["hedges_g_ci_low"] < row["hedges_g"] < row["hedges_g_ci_high"]
     html = (analysed_run["out"] / "report.html").read_text(encoding="utf-8")
     assert "Hedges&#39; g (clustered" in html or "Hedges' g (clustered" in html
+
+
+def test_moderators_are_exploratory_interactions_outside_the_holm_family(analysed_run):
+    from evalkit.analysis.plan import compute
+    from evalkit.trial.analysis_plan import OutcomeSpec
+
+    register = Register.open(analysed_run["run"])
+    data = load_plan_data(register, analysed_run["outcomes"])
+    outcome = OutcomeSpec(name="supervision_quality", type="continuous", primary=True,
+                          covariates=["baseline_score"], moderators=["grade", "no_such"])
+    deviations: list = []
+    (planned,) = compute._moderators(data, register.design.analysis, outcome, deviations)
+    assert planned.role.analysis_role == "exploratory" and not planned.role.in_holm_family
+    assert planned.result.model == "cr2 x grade"
+    arms = {c.arm.split(" x ")[0] for c in planned.result.contrasts}
+    assert arms == {"Early Adopter", "Treatment"}
+    levels = sorted(data.staff["grade"].dropna().unique())
+    assert {c.arm.split(" x ")[1] for c in planned.result.contrasts} <= {
+        f"grade[{level}]" for level in levels[1:]}
+    randomised = [c for c in planned.result.contrasts if c.randomised]
+    assert all(c.extra["p_holm_exploratory"] >= c.p_value for c in randomised)
+    assert deviations[0]["model"] == "moderator no_such" and "not found" in deviations[0]["detail"]

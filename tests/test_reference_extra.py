@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from evalkit.analysis.data import AnalysisColumns, AnalysisInputError
 from evalkit.analysis.dim import difference_in_means
 from evalkit.analysis.mixed import fit_mixed
+from evalkit.analysis.moderators import fit_moderator
 from evalkit.analysis.nested import fit_three_level
 from evalkit.analysis.ols import fit_ols_cr
 from evalkit.analysis.run import AnalyseSpec, analyse_frame
@@ -158,3 +159,18 @@ def test_what_lme4_refuses_evalkit_refuses(extra):
                        allow_clusters_across_arms=True)
     with pytest.raises(InputError, match="at least two clusters"):
         analyse_frame(single, spec)
+
+
+def test_moderator_interaction_matches_clubsandwich(extra):
+    want = extra["categorical"]["interaction_cr2"]
+    result = fit_moderator(with_band(), AnalysisColumns("y", "arm", "pdu", "region", ("x1",)),
+                           moderator="band")
+    got = {c.arm: c for c in result.contrasts}
+    assert set(got) == {k for k, v in want.items() if v["estimate"] != []}
+    for name, contrast in got.items():
+        assert contrast.estimate == pytest.approx(want[name]["estimate"], rel=EXACT)
+        assert contrast.se == pytest.approx(want[name]["se"], rel=EXACT)
+        assert contrast.df == pytest.approx(want[name]["df"], rel=DF)
+        assert contrast.extra["p_holm_exploratory"] >= contrast.p_value
+    aliased = [k for k, v in want.items() if v["estimate"] == []]
+    assert all(any(name in w for w in result.warnings) for name in aliased)

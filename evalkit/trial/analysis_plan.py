@@ -9,6 +9,7 @@ name = "supervision_quality"
 type = "continuous"
 covariates = ["baseline_score"]
 primary = true
+moderators = ["grade"]      # optional: exploratory arm x grade interaction (CR2, Holm)
 ```
 The first model listed for an outcome type is that outcome's primary analysis; the others
 are sensitivity analyses. Exactly one outcome is primary; the rest are secondary and their
@@ -60,6 +61,7 @@ class OutcomeSpec(_Strict):
     primary: bool = False
     level: Literal["staff", "pdu"] = "staff"
     models: list[ModelName] | None = None
+    moderators: list[str] = Field(default_factory=list)   # exploratory arm x moderator
 
     @property
     def family(self) -> str:

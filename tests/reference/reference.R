@@ -409,10 +409,20 @@ categorical_block <- function() {
     r <- ct[ct$Coef == nm, ]
     cr2[[nm]] <- list(estimate = num(r$beta), se = num(r$SE), df = num(r$df_Satt))
   }
+  ifit <- lm(y ~ arm + region + x1 + band + arm:band, data = dd)
+  IV <- clubSandwich::vcovCR(ifit, cluster = dd$pdu, type = "CR2")
+  ict <- as.data.frame(clubSandwich::coef_test(ifit, vcov = IV, test = "Satterthwaite"))
+  inter <- list()
+  for (a in arms) for (lv in levels(dd$band)[-1]) {
+    r <- ict[ict$Coef == paste0("arm", a, ":band", lv), ]
+    inter[[paste0(a, " x band[", lv, "]")]] <- list(estimate = num(r$beta), se = num(r$SE),
+                                                   df = num(r$df_Satt), p_value = num(r$p_Satt))
+  }
   mfit <- lmerTest::lmer(y ~ arm + region + x1 + band + (1 | pdu), data = dd, REML = TRUE)
   list(n = nrow(dd), reference_level = levels(dd$band)[1], levels = I(levels(dd$band)),
        rule = "band = low if x2 < 45, mid if x2 < 55, else high",
-       cr2 = cr2, mixed = mixed_arms(mfit, arms, "Satterthwaite"))
+       cr2 = cr2, mixed = mixed_arms(mfit, arms, "Satterthwaite"),
+       interaction_cr2 = inter)
 }
 
 refusal_block <- function() {

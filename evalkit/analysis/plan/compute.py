@@ -26,6 +26,7 @@ from evalkit.analysis.effect_sizes import (
     searle_icc_interval,
 )
 from evalkit.analysis.iv import fit_cace
+from evalkit.analysis.moderators import fit_moderator
 from evalkit.analysis.multiplicity import holm_adjust
 from evalkit.analysis.plan.data import (
     ARM,
@@ -77,6 +78,7 @@ def compute_plan(register: Register, outcomes_path: Path,
                 role = ResultRole("primary" if outcome.primary else "secondary",
                                   "primary" if position == 0 else "sensitivity", outcome.level)
                 models.append(PlannedModel(result, role))
+        models += _moderators(data, plan, outcome, deviations)
     if data.non_randomised:
         notes.append(f"{', '.join(data.non_randomised)} was allocated on purpose "
                      "(non-randomised): its contrasts are observational and are left out of "
@@ -124,6 +126,27 @@ def _run_model(data: PlanData, plan: AnalysisSection, outcome: OutcomeSpec, mode
     except EvalkitError as error:
         deviations.append(_deviation(outcome, model, "failed", str(error)))
         return None
+
+
+def _moderators(data: PlanData, plan: AnalysisSection, outcome: OutcomeSpec,
+                deviations: list) -> list[PlannedModel]:
+    """Exploratory arm x moderator analyses of one outcome (CR2), each its own model."""
+    found = []
+    frame = data.staff if outcome.level == "staff" else data.pdu
+    role = ResultRole("primary" if outcome.primary else "secondary", "exploratory",
+                      outcome.level)
+    for moderator in outcome.moderators:
+        try:
+            if moderator not in frame.columns:
+                raise AnalysisInputError(f"moderator column {moderator!r} not found")
+            result = fit_moderator(frame, _columns(data, outcome), moderator=moderator,
+                                   alpha=plan.alpha, non_randomised_arms=data.non_randomised)
+        except (AnalysisInputError, ValueError, ArithmeticError) as error:
+            deviations.append(_deviation(outcome, f"moderator {moderator}", "failed",
+                                         str(error)))
+            continue
+        found.append(PlannedModel(result, role))
+    return found
 
 
 def _columns(data: PlanData, outcome: OutcomeSpec,
@@ -176,6 +199,8 @@ def _effect_sizes(models: list[PlannedModel], iccs: pd.DataFrame, data: PlanData
     total_sd = dict(zip(iccs["outcome"], iccs["total_sd"], strict=True)) if len(iccs) else {}
     rows = []
     for planned in models:
+        if planned.role.analysis_role == "exploratory":
+            continue
         result, ratio = planned.result, planned.result.family
         for c in result.contrasts:
             row = {"outcome": result.outcome, "model": result.model, "arm": c.arm,

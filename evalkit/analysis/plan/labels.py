@@ -4,6 +4,8 @@ from __future__ import annotations
 
 MODEL_LABELS = {
     "mixed": "Mixed model (random PDU effect)",
+    "mixed3": "Mixed model (random PDU and POD effects)",
+    "hc2": "PDU-level regression with HC2 errors",
     "cr2": "Regression with CR2 cluster-robust errors",
     "cr1": "Regression with CR1 cluster-robust errors",
     "gee": "GEE (population-averaged)",
@@ -11,7 +13,8 @@ MODEL_LABELS = {
     "ri": "Randomisation inference",
     "iv": "Instrumental variables (CACE)",
 }
-SHORT_MODEL_LABELS = {"mixed": "mixed model", "cr2": "CR2 regression", "cr1": "CR1 regression",
+SHORT_MODEL_LABELS = {"mixed": "mixed model", "mixed3": "three-level mixed model",
+                      "hc2": "HC2 regression", "cr2": "CR2 regression", "cr1": "CR1 regression",
                       "gee": "GEE", "dim": "difference in means", "ri": "randomisation inference",
                       "iv": "CACE"}
 WORDS = {"po": "PO", "pso": "PSO", "spo": "SPO", "pdu": "PDU", "smd": "SMD", "icc": "ICC",

@@ -20,7 +20,7 @@ class ResultRole:
     """Where a model result sits in the plan: which outcome, which analysis, which level."""
 
     outcome_role: Literal["primary", "secondary"]
-    analysis_role: Literal["primary", "sensitivity"]
+    analysis_role: Literal["primary", "sensitivity", "exploratory"]
     level: str = "staff"
 
     @property
