@@ -167,3 +167,24 @@ def test_moderators_are_exploratory_interactions_outside_the_holm_family(analyse
     randomised = [c for c in planned.result.contrasts if c.randomised]
     assert all(c.extra["p_holm_exploratory"] >= c.p_value for c in randomised)
     assert deviations[0]["model"] == "moderator no_such" and "not found" in deviations[0]["detail"]
+
+
+def test_hc2_on_a_staff_outcome_analyses_pdu_means(analysed_run):
+    from evalkit.analysis.plan import compute
+    from evalkit.trial.analysis_plan import OutcomeSpec
+
+    register = Register.open(analysed_run["run"])
+    data = load_plan_data(register, analysed_run["outcomes"])
+    outcome = OutcomeSpec(name="supervision_quality", type="continuous",
+                          covariates=["baseline_score"])
+    result = compute._run_model(data, register.design.analysis, outcome, "hc2", 1, None,
+                                "pdu", [])
+    cols = AnalysisColumns("supervision_quality", ARM, CLUSTER, STRATUM, ("baseline_score",))
+    complete = data.staff.dropna(subset=cols.needed)
+    means = complete.groupby([CLUSTER, ARM, STRATUM])[
+        ["supervision_quality", "baseline_score"]].mean().reset_index()
+    direct = fit_ols_cr(means, cols, vcov="HC2", non_randomised_arms=data.non_randomised)
+    assert result.n_obs == result.n_clusters == len(means)
+    for got, want in zip(result.contrasts, direct.contrasts, strict=True):
+        assert got.estimate == pytest.approx(want.estimate, rel=1e-12)
+        assert got.se == pytest.approx(want.se, rel=1e-12)

@@ -12,7 +12,8 @@ primary = true
 moderators = ["grade"]      # optional: exploratory arm x grade interaction (CR2, Holm)
 ```
 The first model listed for an outcome type is that outcome's primary analysis; the others
-are sensitivity analyses. Exactly one outcome is primary; the rest are secondary and their
+are sensitivity analyses. `hc2` on a staff-level outcome analyses its PDU means (one row
+per PDU, HC2 errors): the aggregated sensitivity analysis. Exactly one outcome is primary; the rest are secondary and their
 randomised contrasts form the Holm family.
 """
 

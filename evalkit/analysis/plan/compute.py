@@ -122,10 +122,25 @@ def _run_model(data: PlanData, plan: AnalysisSection, outcome: OutcomeSpec, mode
         allow_clusters_across_arms=unit == "staff", pod_col=POD if model == "mixed3" else None,
     )
     try:
+        if model == "hc2" and outcome.level == "staff":
+            frame = pdu_means(frame, _columns(data, outcome))
         return analyse_frame(frame, spec)
-    except EvalkitError as error:
+    except (EvalkitError, AnalysisInputError) as error:
         deviations.append(_deviation(outcome, model, "failed", str(error)))
         return None
+
+
+def pdu_means(frame: pd.DataFrame, cols: AnalysisColumns) -> pd.DataFrame:
+    """A staff-level outcome as PDU means (staff with the outcome and covariates), one row
+    per PDU: the sensitivity analysis `hc2` runs on a staff-level outcome."""
+    complete = frame.dropna(subset=cols.needed)
+    text = [c for c in cols.covariates if not pd.api.types.is_numeric_dtype(complete[c])]
+    if text:
+        raise AnalysisInputError(f"covariate(s) {', '.join(text)} are text and cannot be "
+                                 "averaged to PDU means")
+    keys = [cols.cluster, cols.arm, *([cols.strata] if cols.strata else [])]
+    means = complete.groupby(keys, sort=True)[[cols.outcome, *cols.covariates]].mean()
+    return means.reset_index()
 
 
 def _moderators(data: PlanData, plan: AnalysisSection, outcome: OutcomeSpec,
