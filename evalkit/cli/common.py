@@ -36,7 +36,9 @@ def handle_errors(command: F) -> F:
             raise typer.Exit(error.exit_code) from None
         except OSError as error:  # the filesystem refused: a message, never a traceback
             where = f"{error.filename}: " if error.filename else ""
-            text = escape(where + (error.strerror or str(error)))
+            reason = "is a folder, not a file" if isinstance(error, IsADirectoryError) \
+                else error.strerror or str(error)
+            text = escape(where + reason)
             error_console.print(f"[bold red]error:[/] {text}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
