@@ -26,7 +26,7 @@ from evalkit.delivery.publish import (
     render_page,
     stored_lookup_codes,
 )
-from evalkit.errors import CheckFailed
+from evalkit.errors import EvalkitError
 from evalkit.register import Register
 
 FAST_ROUNDS = 10  # the national staff-level page in tests; the default is measured elsewhere
@@ -259,7 +259,7 @@ def test_publish_writes_default_site_and_logs_event(fresh_run: Path) -> None:
 
 
 def test_publish_without_register_fails_clearly(tmp_path: Path) -> None:
-    with pytest.raises(CheckFailed, match="no register found"):
+    with pytest.raises(EvalkitError, match="no register found"):
         publish(tmp_path)
     assert not (tmp_path / "site").exists()
 
