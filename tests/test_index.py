@@ -92,3 +92,23 @@ def test_generated_folders_are_readable_by_colleagues(run: Path) -> None:
 
 def test_the_packaged_design_is_the_repository_one() -> None:
     assert PACKAGED_DESIGN.read_bytes() == (ROOT / "configs" / "seeds2.toml").read_bytes()
+
+
+@pytest.mark.slow
+def test_the_front_door_fits_a_phone(run: Path) -> None:
+    from webdriver import Browser, find_browser
+
+    chromium, chromedriver = find_browser()
+    if not (chromium and chromedriver):
+        if os.environ.get("CI"):
+            pytest.fail("CI is set but chromium/chromedriver are not installed")
+        pytest.skip("chromium or chromedriver not installed")
+    browser = Browser(chromium, chromedriver)
+    try:
+        browser.command("POST", "/window/rect", {"width": 390, "height": 900})
+        browser.get((run / "index.html").as_uri())
+        width = browser.execute("return window.innerWidth")
+        overflow = browser.execute("return document.documentElement.scrollWidth")
+        assert width <= 400 and overflow <= width, f"page is {overflow} px wide at {width} px"
+    finally:
+        browser.quit()

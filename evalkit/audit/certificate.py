@@ -21,7 +21,6 @@ from evalkit.io.files import sha256_file, write_text
 from evalkit.register import NOT_IN_TRIAL, Register, now_utc
 
 CERTIFICATE_FILE = "certificate.html"
-_RECEIPT_WORDS = ("receipt", "root", "commitment", "seal")
 
 
 @dataclass
@@ -50,19 +49,32 @@ class CertificateFacts:
     generated: str = field(default_factory=now_utc)
 
 
-def _receipt(register: Register, manifest: dict) -> list[tuple[str, str]]:
-    """Seal receipt / root hash items, from the manifest or the register's metadata."""
+def _receipt(register: Register, directory: Path) -> list[tuple[str, str]]:
+    """The seal receipt's root hash (the chain value of the `created` event), when kept."""
+    root_hash = getattr(register, "root_hash", None)
     found = []
-    for key, value in manifest.items():
-        if any(word in key.lower() for word in _RECEIPT_WORDS) and value:
-            found.append((key, value))
-    for key in ("seal_receipt", "receipt", "seal", "commitments"):
-        value = register.meta(key)
-        if value:
-            found.append((key, value))
-    return [(key.replace("_", " ").capitalize(),
-             value if isinstance(value, str) else json.dumps(value, sort_keys=True))
-            for key, value in found]
+    if callable(root_hash) and (value := root_hash()):
+        found.append(("Register root hash (on the seal receipt)", str(value)))
+    sealed = _created_detail(register).get("sealed")
+    if sealed:
+        found.append(("Sealed contents digest", str(sealed)))
+    if (Path(directory) / "receipt.txt").exists():
+        found.append(("Seal receipt", "receipt.txt was written when the allocation was sealed; "
+                                      "a copy kept outside the folder proves it with "
+                                      "`evalkit verify RUN --receipt FILE`"))
+    return found
+
+
+def _created_detail(register: Register) -> dict[str, Any]:
+    events = register.events()
+    created = events[events["kind"] == "created"]
+    if created.empty:
+        return {}
+    try:
+        detail = json.loads(created.iloc[0]["detail"] or "{}")
+    except json.JSONDecodeError:
+        return {}
+    return detail if isinstance(detail, dict) else {}
 
 
 def _hashes(manifest: dict, directory: Path) -> list[tuple[str, str]]:
@@ -115,7 +127,7 @@ def certificate_facts(directory: Path) -> CertificateFacts:
              ("Ratios", ", ".join(f"{a.name} {a.ratio}" + (" (fixed)" if a.fixed else "")
                                   for a in design.arms))]
     return CertificateFacts(design.trial.name, facts, _hashes(manifest, Path(directory)),
-                            _receipt(register, manifest), groups, strata,
+                            _receipt(register, directory), groups, strata,
                             {g: int((manifest.get("totals") or {}).get(g, 0)) for g in groups},
                             staff_totals, latest_verify(register))
 

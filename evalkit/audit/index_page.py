@@ -55,6 +55,8 @@ CATALOGUE = (
              "Group means and standardised differences of the balance covariates."),
     Artefact("manifest.json", "Manifest",
              "Seed, algorithm, design and input hashes: everything needed to reproduce."),
+    Artefact("receipt.txt", "Seal receipt",
+             "The register's root hash at sealing. Keep a copy outside this folder."),
     Artefact("register.sqlite", "Register",
              "The sealed allocation and the append-only event log (the source of truth)."),
     Artefact("booking_windows.xlsx", "Booking windows workbook",

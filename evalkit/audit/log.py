@@ -51,8 +51,9 @@ def _monitored(detail: dict) -> str:
 
 
 _DESCRIBE = {
-    "created": lambda d: "register created and the allocation sealed ("
-                         + ", ".join(d.get("tables", [])) + ")",
+    "created": lambda d: "register created and the allocation sealed",
+    "refreshed": lambda d: "derived files rebuilt from the register"
+                           + (f": {', '.join(map(str, d['files']))}" if d.get("files") else ""),
     "exported": lambda d: "allocation exports written: " + ", ".join(d.get("files", [])),
     "enrolled": lambda d: f"new starter {d.get('staff_id', '?')} enrolled in "
                           f"{d.get('pdu_code', '?')} -> {d.get('group', '?')}",
