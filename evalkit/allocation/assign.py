@@ -1,7 +1,8 @@
 """The `assign` job: roster -> sealed allocation in a register, plus its exports.
 
-Everything is computed and validated before anything is written; files are written into a
-temporary folder and moved into place, so a failure leaves no partial output.
+Everything is computed and validated before anything is written; the whole run folder (register,
+exports, seal receipt) is built in a hidden staging folder beside it and renamed into place, so a
+failure or a kill leaves no folder or a complete sealed one, never a partial one.
 """
 
 from __future__ import annotations
@@ -31,10 +32,12 @@ from evalkit.allocation.joiner_sequence import joiner_meta, joiner_tables, missi
 from evalkit.allocation.keys import load_or_create_key
 from evalkit.allocation.roster import Roster, load_roster
 from evalkit.errors import InputError, SealedError
-from evalkit.io.files import sha256_file
+from evalkit.io.files import sha256_file, write_text
+from evalkit.io.runfolder import clean_dead_staging, kill_point, staging_prefix
 from evalkit.register import (
     NOT_IN_TRIAL,
     PERSONAL_COLUMNS,
+    RECEIPT_FILE,
     REGISTER_FILE,
     STAFF_COLUMNS,
     Register,
@@ -195,11 +198,26 @@ def register_units(design: TrialDesign, units: pd.DataFrame) -> pd.DataFrame:
     return units.drop(columns=[c for c in PERSONAL_COLUMNS if c in units.columns])
 
 
+def seal_receipt(manifest: dict[str, Any], design: TrialDesign, root_hash: str) -> str:
+    """The short text to keep outside the run folder: proves later which seal this was."""
+    totals = ", ".join(f"{g} {n}" for g, n in manifest["totals"].items())
+    return (f"evalkit seal receipt\n"
+            f"trial: {design.trial.name}\n"
+            f"sealed at: {manifest['created_at']}\n"
+            f"seed: {manifest['seed']}\n"
+            f"units per group: {totals}\n"
+            f"register root hash: {root_hash}\n\n"
+            "Keep this receipt OUTSIDE the run folder (email it to the trial team, file it).\n"
+            "Later, `evalkit verify RUN --receipt receipt.txt` proves the folder is this seal.\n")
+
+
 def _write_outputs(directory: Path, design: TrialDesign, units: pd.DataFrame,
                    allocation: Allocation, staff_table: pd.DataFrame,
                    manifest: dict[str, Any], key: bytes | None = None) -> dict[str, Path]:
+    """Build the whole run folder in staging, then move it into place (register last)."""
     directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    clean_dead_staging(directory.parent)
+    staging = Path(tempfile.mkdtemp(prefix=staging_prefix(directory), dir=directory.parent))
     try:
         register = Register.create(
             staging / REGISTER_FILE,
@@ -209,13 +227,46 @@ def _write_outputs(directory: Path, design: TrialDesign, units: pd.DataFrame,
             {"design": design.model_dump(mode="json"), "manifest": manifest,
              **joiner_meta(design, key)},
         )
+        kill_point("assign:registered")
         files = export_allocation(register, staging, stored={
             "allocation": allocation.table, "staff_allocation": staff_table})
-        directory.mkdir(parents=True, exist_ok=True)
-        for path in [staging / REGISTER_FILE, *files.values()]:
-            os.replace(path, directory / path.name)
+        files["receipt"] = write_text(staging / RECEIPT_FILE,
+                                      seal_receipt(manifest, design, register.root_hash()))
+        register.record_artefacts(staging, list(files.values()))
+        kill_point("assign:staged")
+        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes 0700: colleagues must read it
+        _move_into_place(staging, directory)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     files = {key: directory / path.name for key, path in files.items()}
     files["register"] = directory / REGISTER_FILE
     return files
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _move_into_place(staging: Path, directory: Path) -> None:
+    """Rename the staging folder to `directory`; into an existing folder, the register last
+    and never over another register, so a sealed folder is always complete."""
+    try:
+        os.rename(staging, directory)  # absent or empty: one atomic step
+        return
+    except OSError:
+        if not directory.is_dir():
+            raise
+    if is_sealed(directory):
+        raise SealedError(f"{directory} was sealed by another `assign` meanwhile; "
+                          "choose another --out folder")
+    for path in sorted(staging.iterdir()):
+        if path.name != REGISTER_FILE:
+            os.replace(path, directory / path.name)
+    kill_point("assign:moved-exports")
+    try:
+        os.link(staging / REGISTER_FILE, directory / REGISTER_FILE)  # fails if one is there
+    except FileExistsError:
+        raise SealedError(f"{directory} was sealed by another `assign` meanwhile; "
+                          "choose another --out folder") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,9 +12,18 @@ import pandas as pd
 from evalkit.allocation.assign import compute_assignment, staff_allocation, units_digest
 from evalkit.allocation.joiner_sequence import KEY_META
 from evalkit.allocation.keys import key_fingerprint, read_key
+from evalkit.audit.integrity import (
+    artefact_differences,
+    chain_differences,
+    read_receipt,
+    receipt_differences,
+    seal_differences,
+    stored_design_differences,
+    trigger_differences,
+)
 from evalkit.audit.replay import turnover_differences
 from evalkit.io.files import sha256_file
-from evalkit.register import Register
+from evalkit.register import REGISTER_FILE, Register
 from evalkit.trial.design import load_design
 
 
@@ -80,29 +90,62 @@ def _joiner_key(register: Register, key_file: Path | None, differences: list[str
     return key
 
 
+def _integrity(register: Register, directory: Path, root_hash: str | None,
+               notes: list[str]) -> list[str]:
+    """Everything about the register and its files that needs no recomputation."""
+    differences = trigger_differences(register) + chain_differences(register)
+    differences += seal_differences(register) + receipt_differences(register, root_hash)
+    changed, pending = artefact_differences(register, directory)
+    notes += pending
+    return differences + changed
+
+
 def verify_allocation(directory: Path, config: Path | None = None, pdus: Path | None = None,
-                      staff: Path | None = None, key_file: Path | None = None) -> VerifyReport:
-    """Recompute and compare; record a `verified` event either way."""
-    register = Register.open(directory)
+                      staff: Path | None = None, key_file: Path | None = None,
+                      receipt: Path | None = None, root_hash: str | None = None) -> VerifyReport:
+    """Recompute and compare; check the register, its files and (given) the seal receipt.
+
+    Needs only read access; logs a `verified` event when the register is writable."""
+    register = Register.open(directory, readonly=True)
     manifest = register.manifest
     design_path = Path(config) if config is not None else Path(manifest["config"]["path"])
     pdus_path = _recorded_path(manifest, "pdus", pdus)
     staff_path = _recorded_path(manifest, "staff", staff)
-    differences = []
-    if load_design(design_path).digest() != manifest["design_sha256"]:
+    notes: list[str] = []
+    expected_root = read_receipt(receipt) if receipt is not None else root_hash
+    differences = _integrity(register, Path(directory), expected_root, notes)
+    config_design = load_design(design_path)
+    if config_design.digest() != manifest["design_sha256"]:
         differences.append(f"the design in {design_path} is not the one the allocation used")
-    notes = _input_notes(manifest, pdus_path, staff_path)
+    differences += stored_design_differences(register, config_design)
+    notes += _input_notes(manifest, pdus_path, staff_path)
     key = _joiner_key(register, key_file, differences, notes)
     design, roster, units, allocation = compute_assignment(design_path, pdus_path, staff_path)
     unit_columns = ["unit_id", *design.trial.strata, *allocation.covariates]
     if units_digest(units, unit_columns) != manifest["units_sha256"]:
         differences.append("the set of units (IDs, strata, covariates) has changed")
+    stored_units = register.table("units")
+    if set(unit_columns) <= set(stored_units.columns) and \
+            units_digest(stored_units, unit_columns) != manifest["units_sha256"]:
+        differences.append("register: the stored units (IDs, strata, covariates) differ from "
+                           "those allocated")
     differences += compare_allocations(register.table("allocation"), allocation.table)
     differences += turnover_differences(register, design, allocation.table,
                                         staff_allocation(design, roster, allocation), key)
     matches = not differences
-    summary = (f"{len(allocation.table)} units recomputed from seed {manifest['seed']} "
-               f"with {manifest['algorithm']}: " + ("identical allocation" if matches
-                                                   else f"{len(differences)} difference(s)"))
-    register.append_event("verified", detail={"matches": matches, "differences": differences[:50]})
+    summary = (f"{len(allocation.table)} units recomputed from seed {design.trial.seed} "
+               f"(design file) with {manifest['algorithm']}: "
+               + ("identical allocation" if matches else f"{len(differences)} difference(s)"))
+    notes.append(_log_verified(directory, matches, differences, expected_root is not None))
     return VerifyReport(matches, summary, differences, notes)
+
+
+def _log_verified(directory: Path, matches: bool, differences: list[str],
+                  receipt_checked: bool) -> str:
+    """Append the `verified` event when the register can be written; say which happened."""
+    path = Path(directory) / REGISTER_FILE
+    if not (os.access(path, os.W_OK) and os.access(directory, os.W_OK)):
+        return "the run folder is read-only: the check was not logged in the register"
+    Register.open(directory).append_event("verified", detail={
+        "matches": matches, "differences": differences[:50], "receipt": receipt_checked})
+    return "logged as a `verified` event in the register"

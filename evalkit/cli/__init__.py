@@ -15,9 +15,11 @@ from evalkit.cli import allocation, analysis, audit, delivery, examples, monitor
 from evalkit.cli import log as audit_trail
 from evalkit.cli import power as power_commands
 from evalkit.cli.common import handle_errors
+from evalkit.cli.runlock import locked
 
 DATA_FLOW_ORDER = ("example", "assign", "verify", "lookup", "windows", "guidance", "publish",
-                   "enrol", "transfer", "monitor", "analyse", "log", "certificate", "demo")
+                   "enrol", "transfer", "refresh", "monitor", "analyse", "log", "certificate",
+                   "demo")
 COMMANDS = {**examples.COMMANDS, **allocation.COMMANDS, **audit.COMMANDS, **delivery.COMMANDS,
             **turnover.COMMANDS, **monitoring.COMMANDS, **analysis.COMMANDS}
 COMMANDS.update(power_commands.COMMANDS)  # design-stage power (before analysis)
@@ -63,6 +65,6 @@ def _summary(command: object) -> str:
 
 for _name in _ordered_names():
     app.command(_name, short_help=_summary(COMMANDS[_name]))(
-        handle_errors(audit_trail.refreshing(_name, COMMANDS[_name])))
+        handle_errors(locked(_name, audit_trail.refreshing(_name, COMMANDS[_name]))))
 
 __all__ = ["app"]

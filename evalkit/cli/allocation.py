@@ -35,6 +35,10 @@ def assign(
         result = run_assign(config, out=out, pdus=pdus, staff=staff, on_progress=advance,
                             key_file=key_file)
     print_assign_summary(result)
+    if "receipt" in result.files:
+        console.print(f"[bold]Seal receipt[/] ({result.files['receipt']}): keep a copy OUTSIDE "
+                      "the run folder (email or file it)\n"
+                      + result.files["receipt"].read_text(encoding="utf-8"), soft_wrap=True)
     if result.key_file is not None:
         print_key_instructions(result.key_file, result.key_created)
     from evalkit.power.randomisation import record_randomisation_power  # scipy: not for --help

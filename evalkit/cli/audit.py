@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from evalkit.audit.refresh import refresh
 from evalkit.audit.verify import verify_allocation
 from evalkit.cli.allocation import KeyFileOption, PdusOption, StaffOption
 from evalkit.cli.common import console
@@ -18,15 +19,21 @@ def verify(
     pdus: PdusOption = None,
     staff: StaffOption = None,
     key_file: KeyFileOption = None,
+    receipt: Annotated[Path | None, typer.Option(
+        "--receipt", help="The seal receipt assign wrote (kept outside the folder).")] = None,
+    root_hash: Annotated[str | None, typer.Option(
+        "--root-hash", help="The register root hash from the seal receipt.")] = None,
 ) -> None:
     """Check a sealed run folder; exit 1 on any mismatch.
 
-    Recomputes the allocation from the manifest, design and inputs.
+    Recomputes the allocation from the manifest, design and inputs; checks the register's
+    triggers and event chain, every file evalkit wrote, and (given) the seal receipt.
+    Needs only read access.
 
-    Example: evalkit verify outputs/seeds2
+    Example: evalkit verify outputs/seeds2 --receipt ~/seeds2-receipt.txt
     """
     report = verify_allocation(directory, config=config, pdus=pdus, staff=staff,
-                               key_file=key_file)
+                               key_file=key_file, receipt=receipt, root_hash=root_hash)
     for line in report.notes:
         console.print(f"[yellow]note:[/] {line}")
     if report.matches:
@@ -38,4 +45,20 @@ def verify(
     raise typer.Exit(1)
 
 
-COMMANDS = {"verify": verify}
+def refresh_command(
+    directory: Annotated[Path, typer.Argument(help="Output folder holding register.sqlite.")],
+) -> None:
+    """Rebuild every derived file of a run folder from its register.
+
+    The allocation exports, and booking windows, guidance and the lookup page when they had
+    been made. Heals a folder whose last command was interrupted.
+
+    Example: evalkit refresh outputs/seeds2
+    """
+    files = refresh(directory)
+    console.print(f"rebuilt {len(files)} file(s) from the register:")
+    for path in files.values():
+        console.print(f"  {path}")
+
+
+COMMANDS = {"verify": verify, "refresh": refresh_command}

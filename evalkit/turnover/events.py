@@ -33,7 +33,15 @@ from evalkit.allocation.keys import read_key
 from evalkit.allocation.roster import identity_key, validate_staff
 from evalkit.errors import InputError, suggestion
 from evalkit.io.files import read_table
-from evalkit.register import NOT_IN_TRIAL, PDU_SPECIFIC, STAFF_COLUMNS, Register, now_utc
+from evalkit.io.runfolder import kill_point, relative_to_folder
+from evalkit.register import (
+    NOT_IN_TRIAL,
+    PDU_SPECIFIC,
+    STAFF_COLUMNS,
+    Register,
+    now_utc,
+    writing,
+)
 
 JOINERS_TABLE = "joiners"
 
@@ -146,8 +154,16 @@ def enrol(directory: Path, staff_path: Path, reason: str = "",
           key_file: Path | None = None) -> TurnoverResult:
     """Add new starters to a sealed run; validate everything before writing anything.
 
-    Staff-level designs need `key_file`, the joiner key `assign` created.
+    Staff-level designs need `key_file`, the joiner key `assign` created. Holds the run
+    folder's lock; the register changes commit in one transaction.
     """
+    Register.open(directory)  # a clear "no register" before taking the lock
+    with writing(directory, "enrol"):
+        return _enrol(directory, staff_path, reason, key_file)
+
+
+def _enrol(directory: Path, staff_path: Path, reason: str,
+           key_file: Path | None) -> TurnoverResult:
     register = Register.open(directory)
     design = register.design
     key = None
@@ -168,20 +184,34 @@ def enrol(directory: Path, staff_path: Path, reason: str = "",
     else:
         rows = rows.assign(stratum="", slot=0)
     joiners = rows.assign(assignment="joiner", enrolled_at=when, reason=reason)
-    if sequence is not None:
-        register.replace_table(SEQUENCE_TABLE, sequence)
-    previous = register.table(JOINERS_TABLE) if register.has_table(JOINERS_TABLE) else None
-    register.replace_table(JOINERS_TABLE, pd.concat([previous, joiners], ignore_index=True))
-    register.replace_table("staff_allocation", _sorted(pd.concat([staff, rows[STAFF_COLUMNS]])))
-    for row in joiners.to_dict("records"):
-        detail = {c: row[c] for c in STAFF_COLUMNS} | {"stratum": row["stratum"],
-                                                       "slot": int(row["slot"])}
-        register.append_event("enrolled", reason, detail)
+    with register.transaction():  # all of it commits, or none of it
+        if sequence is not None:
+            register.replace_table(SEQUENCE_TABLE, sequence)
+        previous = register.table(JOINERS_TABLE) if register.has_table(JOINERS_TABLE) else None
+        register.replace_table(JOINERS_TABLE, pd.concat([previous, joiners], ignore_index=True))
+        kill_point("enrol:tables")
+        register.replace_table("staff_allocation",
+                               _sorted(pd.concat([staff, rows[STAFF_COLUMNS]])))
+        for row in joiners.to_dict("records"):
+            detail = {c: row[c] for c in STAFF_COLUMNS} | {"stratum": row["stratum"],
+                                                           "slot": int(row["slot"])}
+            register.append_event("enrolled", reason, detail)
+        kill_point("enrol:before-commit")
+    kill_point("enrol:committed")
     return TurnoverResult(_with_windows(design, rows), regenerate_outputs(register, directory))
 
 
 def transfer(directory: Path, staff_id: str, to_pdu: str, reason: str = "") -> TurnoverResult:
-    """Move a person to another PDU, keeping their original group (intention to treat)."""
+    """Move a person to another PDU, keeping their original group (intention to treat).
+
+    Holds the run folder's lock, so parallel transfers apply one after the other.
+    """
+    Register.open(directory)
+    with writing(directory, "transfer"):
+        return _transfer(directory, staff_id, to_pdu, reason)
+
+
+def _transfer(directory: Path, staff_id: str, to_pdu: str, reason: str) -> TurnoverResult:
     register = Register.open(directory)
     staff = register.table("staff_allocation").fillna("")
     pdus = known_pdus(register, staff)
@@ -199,11 +229,14 @@ def transfer(directory: Path, staff_id: str, to_pdu: str, reason: str = "") -> T
         target["pdu_code"], target["pdu_name"], target["region"]]
     staff.loc[position, list(PDU_SPECIFIC)] = ""
     moved = staff.loc[[position]]
-    register.replace_table("staff_allocation", _sorted(staff))
-    register.append_event("transferred", reason, {
-        "staff_id": moved.iloc[0]["staff_id"], "from_pdu": source, "to_pdu": target["pdu_code"],
-        "pdu_name": target["pdu_name"], "region": target["region"],
-        "group": moved.iloc[0]["group"]})
+    with register.transaction():
+        register.replace_table("staff_allocation", _sorted(staff))
+        kill_point("transfer:table")
+        register.append_event("transferred", reason, {
+            "staff_id": moved.iloc[0]["staff_id"], "from_pdu": source,
+            "to_pdu": target["pdu_code"], "pdu_name": target["pdu_name"],
+            "region": target["region"], "group": moved.iloc[0]["group"]})
+    kill_point("transfer:committed")
     rows = _with_windows(register.design, moved).assign(from_pdu=source)
     return TurnoverResult(rows, regenerate_outputs(register, directory))
 
@@ -241,6 +274,7 @@ def transfer_log(register: Register) -> pd.DataFrame:
 def regenerate_outputs(register: Register, directory: Path) -> dict[str, Path]:
     """Rewrite the allocation exports, and the published page if the run has one."""
     files = export_allocation(register, directory)
+    kill_point("exports:written")
     page = published_page(register, Path(directory))
     if page is not None and importlib.util.find_spec("evalkit.delivery.publish") is not None:
         publish = importlib.import_module("evalkit.delivery.publish")
@@ -254,7 +288,9 @@ def published_page(register: Register, directory: Path) -> Path | None:
     published = events[events["kind"] == "published"]
     if len(published):
         recorded = json.loads(published.iloc[-1]["detail"]).get("path")
-        if recorded:
-            return Path(recorded)
+        if recorded:  # relative to the run folder; an absolute one only if inside this folder
+            path = Path(recorded) if Path(recorded).is_absolute() else Path(directory) / recorded
+            if relative_to_folder(path, directory) != str(path.resolve()):
+                return path
     default = directory / "site" / "index.html"
     return default if default.exists() else None

@@ -1,0 +1,135 @@
+"""Register integrity for `verify`: triggers, the event hash chain, the seal, recorded files
+and the seal receipt. Each check returns plain sentences saying exactly what differs."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from pathlib import Path
+
+from evalkit.errors import InputError
+from evalkit.io.runfolder import pending
+from evalkit.register import (
+    EXPECTED_TRIGGERS,
+    Register,
+    event_chain,
+    sealed_digest,
+    sha256_bytes_of,
+)
+from evalkit.trial.design import TrialDesign
+
+_ROOT_LINE = re.compile(r"register root hash:\s*([0-9a-fA-F]{64})")
+
+
+def trigger_differences(register: Register) -> list[str]:
+    """Every protective trigger must be present and unchanged."""
+    found = dict(register.query("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"))
+    differences = []
+    for name, sql in EXPECTED_TRIGGERS.items():
+        if name not in found:
+            differences.append(f"schema: trigger {name} is missing (dropped): the register "
+                               "no longer refuses changes it should refuse")
+        elif " ".join(found[name].split()) != " ".join(sql.split()):
+            differences.append(f"schema: trigger {name} was altered")
+    return differences
+
+
+def chain_differences(register: Register) -> list[str]:
+    """Recompute the event chain: an edited, inserted or deleted event breaks it."""
+    columns = [row[1] for row in register.query("PRAGMA table_info(events)")]
+    if "chain" not in columns:
+        return ["events: the register has no event chain (made by an older evalkit?)"]
+    rows = register.query("SELECT id, time, kind, reason, detail, chain FROM events ORDER BY id")
+    differences, previous = [], ""
+    for expected_id, (event_id, time, kind, reason, detail, chain) in enumerate(rows, start=1):
+        if event_id != expected_id:
+            differences.append(f"events: event {expected_id} is missing (deleted); the log "
+                               f"jumps to event {event_id}")
+            return differences
+        if event_chain(previous, event_id, time, kind, reason, detail) != chain:
+            differences.append(f"events: event {event_id} ({kind} at {time}) does not match its "
+                               "hash: it, or the chain before it, was edited")
+            return differences
+        previous = chain
+    sequence = register.query("SELECT seq FROM sqlite_sequence WHERE name = 'events'")
+    last = rows[-1][0] if rows else 0
+    if sequence and sequence[0][0] > last:
+        differences.append(f"events: event(s) {last + 1}..{sequence[0][0]} were deleted from "
+                           "the end of the log")
+    return differences
+
+
+def seal_differences(register: Register) -> list[str]:
+    """The sealed contents must still have the digest recorded when they were sealed."""
+    rows = register.query("SELECT kind, detail FROM events ORDER BY id LIMIT 1")
+    if not rows or rows[0][0] != "created":
+        return ["events: the first event is not `created` (the seal event is gone)"]
+    detail = json.loads(rows[0][1])
+    if "sealed" not in detail:
+        return []
+    connection = sqlite3.connect(f"file:{register.path.resolve()}?mode=ro", uri=True)
+    try:
+        current = sealed_digest(connection, detail.get("sealed_meta", ["design", "manifest"]))
+    finally:
+        connection.close()
+    if current == detail["sealed"]:
+        return []
+    return ["seal: the sealed contents (stored design, manifest, units or allocation) were "
+            "changed after sealing"]
+
+
+def stored_design_differences(register: Register, config_design: TrialDesign) -> list[str]:
+    """Stored design vs manifest vs design file, seed included."""
+    manifest, differences = register.manifest, []
+    stored = TrialDesign.model_validate(register.meta("design"))
+    if stored.digest() != manifest["design_sha256"]:
+        differences.append("stored design: differs from the design the allocation was made "
+                           "with (manifest design_sha256); `windows` and `publish` read it")
+    for source, seed in (("stored design", stored.trial.seed),
+                         ("design file", config_design.trial.seed)):
+        if seed != manifest["seed"]:
+            differences.append(f"seed: the manifest says {manifest['seed']}, the {source} "
+                               f"says {seed}")
+    return differences
+
+
+def artefact_differences(register: Register, directory: Path) -> tuple[list[str], list[str]]:
+    """Recorded files: deleted or changed since evalkit wrote them (notes while pending)."""
+    found = []
+    for record in register.artefacts().itertuples(index=False):
+        path = Path(directory) / record.path
+        if not path.is_file():
+            found.append(f"{record.path}: deleted (evalkit wrote it at event {record.event_id})")
+        elif sha256_bytes_of(path) != record.sha256:
+            found.append(f"{record.path}: changed since evalkit wrote it at event "
+                         f"{record.event_id} (SHA-256 differs)")
+    marker = pending(directory)
+    if marker is not None and found:
+        return [], [f"{marker.get('command', 'a command')} was interrupted before it had "
+                    f"rewritten its files; run `evalkit refresh {directory}`: " + "; ".join(found)]
+    return found, []
+
+
+def read_receipt(path: Path) -> str:
+    """The root hash written on a seal receipt."""
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError as error:
+        raise InputError(f"cannot read the receipt: {error.strerror}", file=path) from None
+    match = _ROOT_LINE.search(text)
+    if match is None:
+        raise InputError("no 'register root hash: <64 hex digits>' line: not a seal receipt",
+                         file=path)
+    return match.group(1).lower()
+
+
+def receipt_differences(register: Register, root_hash: str | None) -> list[str]:
+    """The register must be the one whose root hash the receipt records."""
+    if root_hash is None:
+        return []
+    actual = register.root_hash()
+    if actual == root_hash.strip().lower():
+        return []
+    return [f"receipt: the register's root hash is {actual}, the receipt says {root_hash}: "
+            "this folder is not the allocation sealed then (re-sealed or altered)"]
