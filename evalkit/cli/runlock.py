@@ -12,7 +12,7 @@ from typing import Any
 
 from evalkit.audit.refresh import refresh
 from evalkit.cli.common import error_console
-from evalkit.io.runfolder import set_command
+from evalkit.io.runfolder import kill_point, set_command
 from evalkit.register import register_path, writing
 
 WRITERS = {"windows", "guidance", "publish", "enrol", "transfer", "monitor", "refresh", "log",
@@ -37,7 +37,10 @@ def locked(name: str, command: Callable[..., Any]) -> Callable[..., Any]:
                                     f"({register.interrupted.get('command', '?')}) was "
                                     "interrupted; rebuilding the derived files first")
                 refresh(Path(folder))
-            return command(*args, **kwargs)
+            kill_point(f"{name}:start")
+            result = command(*args, **kwargs)
+            kill_point(f"{name}:done")  # files written, their hashes not yet recorded
+            return result
 
     return wrapper
 
