@@ -254,12 +254,31 @@ def _event_times(register: Register) -> pd.DataFrame:
     return events
 
 
-def _freshness(path: Path, spec: Artefact | None, events: pd.DataFrame) -> dict[str, Any]:
-    """When a file was written, the newest event before it, and whether it may be stale."""
+def _recorded_events(register: Register) -> dict[str, int]:
+    """Path -> the event id the register recorded when evalkit wrote it (folders: newest)."""
+    artefacts = getattr(register, "artefacts", None)
+    table = artefacts() if callable(artefacts) else pd.DataFrame()
+    recorded: dict[str, int] = {}
+    for path, event_id in zip(table.get("path", []), table.get("event_id", []), strict=True):
+        for key in {str(path), str(path).split("/")[0]}:
+            recorded[key] = max(recorded.get(key, 0), int(event_id))
+    return recorded
+
+
+def _freshness(path: Path, spec: Artefact | None, events: pd.DataFrame,
+               recorded: int | None) -> dict[str, Any]:
+    """When a file was written, the event it reflects, and whether it may be stale.
+
+    The event is the newer of the one the register recorded for the file and the newest
+    event at or before the file's modification time (a command records its event last).
+    """
     written = pd.Timestamp(path.stat().st_mtime, unit="s", tz="UTC").ceil("s")
-    before = events[events["at"] <= written]
+    by_time = events[events["at"] <= written]
+    newest_by_time = int(by_time["id"].max()) if len(by_time) else 0
+    before = events[events["id"] <= max(recorded or 0, newest_by_time)]
     reflects = (f"#{before.iloc[-1]['id']} {before.iloc[-1]['kind']}" if len(before) else "")
-    later = events[(events["at"] > written) & events["kind"].isin(STAFF_CHANGES)]
+    newest = int(before.iloc[-1]["id"]) if len(before) else 0
+    later = events[(events["id"] > newest) & events["kind"].isin(STAFF_CHANGES)]
     stale = bool(spec is not None and spec.uses_staff and len(later))
     return {"written": readable_time(written.isoformat()), "reflects": reflects,
             "stale": stale, "stale_after": (f"#{later.iloc[0]['id']} {later.iloc[0]['kind']}"
@@ -285,6 +304,7 @@ def artefacts(directory: Path, register: Register) -> list[dict[str, Any]]:
     """Every file in the run folder, catalogued ones first in data-flow order."""
     directory = Path(directory)
     events = _event_times(register)
+    recorded = _recorded_events(register)
     by_path = {a.path: a for a in CATALOGUE}
     order = {a.path: i for i, a in enumerate(CATALOGUE)}
     rows = []
@@ -299,7 +319,7 @@ def artefacts(directory: Path, register: Register) -> list[dict[str, Any]]:
         rows.append({"path": relative, "link": link, "title": spec.title if spec else relative,
                      "description": description, "refresh": spec.refresh if spec else "",
                      "size": _size(path), "order": order.get(relative, len(order)),
-                     **_freshness(path, spec, events)})
+                     **_freshness(path, spec, events, recorded.get(relative))})
     return sorted(rows, key=lambda r: (r["order"], r["path"]))
 
 
