@@ -22,7 +22,7 @@ from evalkit.audit.integrity import (
     trigger_differences,
 )
 from evalkit.audit.replay import turnover_differences
-from evalkit.io.files import sha256_file
+from evalkit.io.files import sha256_file, source_file
 from evalkit.register import REGISTER_FILE, Register
 from evalkit.trial.design import load_design
 
@@ -48,7 +48,8 @@ def _input_notes(manifest: dict, pdus: Path | None, staff: Path | None) -> list[
     notes = []
     for key, path in (("pdus", pdus), ("staff", staff)):
         record = manifest["inputs"].get(key)
-        if record and path is not None and path.exists() and sha256_file(path) != record["sha256"]:
+        if record and path is not None and source_file(path).exists() \
+                and sha256_file(path) != record["sha256"]:
             notes.append(f"{key} file {path} differs byte-for-byte from the one allocated "
                          "(reordered or re-saved?); the units are compared below")
     return notes
