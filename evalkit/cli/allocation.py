@@ -13,8 +13,10 @@ from evalkit.allocation.exports import XLSX_ROW_LIMIT
 from evalkit.allocation.keys import readable_by_others
 from evalkit.cli.common import console, progress_bar
 
-PdusOption = Annotated[Path | None, typer.Option("--pdus", help="PDU roster (CSV or XLSX).")]
-StaffOption = Annotated[Path | None, typer.Option("--staff", help="Staff roster (CSV or XLSX).")]
+PdusOption = Annotated[Path | None, typer.Option(
+    "--pdus", help="PDU roster (CSV or XLSX; book.xlsx#Sheet picks one sheet).")]
+StaffOption = Annotated[Path | None, typer.Option(
+    "--staff", help="Staff roster (CSV or XLSX; book.xlsx#Sheet picks one sheet).")]
 KeyFileOption = Annotated[Path | None, typer.Option(
     "--key-file", help="Staff-level designs: the secret joiner key, kept OUTSIDE the run folder "
     "(assign creates it if absent).")]
