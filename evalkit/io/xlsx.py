@@ -79,10 +79,12 @@ def column_letter(index: int) -> str:
 def readable_label(name: object) -> str:
     """A machine name as a header: 'window_start' -> 'Window start', 'pdu_code' -> 'PDU code'.
 
-    Names that already read as words (spaces or capitals) are kept as they are.
+    Names that already read as words (spaces or capitals) are kept, first letter capitalised.
     """
     text = str(name)
-    if " " in text or text != text.lower():
+    if " " in text and "_" not in text:
+        return text[:1].upper() + text[1:]
+    if text != text.lower():
         return text
     if text in _LABELS:
         return _LABELS[text]
