@@ -334,8 +334,12 @@ class Register:
 
     @property
     def design(self) -> TrialDesign:
-        """The validated design the allocation was made with."""
-        return TrialDesign.model_validate(self.meta("design"))
+        """The validated design the allocation was made with (CheckFailed if edited invalid)."""
+        try:
+            return TrialDesign.model_validate(self.meta("design"))
+        except ValueError as error:  # pydantic's ValidationError is a ValueError
+            raise CheckFailed(f"{self.path}: the stored design is not a valid design (edited?);"
+                              " run `evalkit verify` on this folder") from error
 
 
 def _insert_event(connection: sqlite3.Connection, kind: str, reason: str, detail: dict) -> int:

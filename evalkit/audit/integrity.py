@@ -8,6 +8,8 @@ import re
 import sqlite3
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from evalkit.errors import InputError
 from evalkit.io.runfolder import pending
 from evalkit.register import (
@@ -55,8 +57,8 @@ def chain_differences(register: Register) -> list[str]:
     sequence = register.query("SELECT seq FROM sqlite_sequence WHERE name = 'events'")
     last = rows[-1][0] if rows else 0
     if sequence and sequence[0][0] > last:
-        differences.append(f"events: event(s) {last + 1}..{sequence[0][0]} were deleted from "
-                           "the end of the log")
+        gone = f"{last + 1}" if sequence[0][0] == last + 1 else f"{last + 1}..{sequence[0][0]}"
+        differences.append(f"events: event(s) {gone} were deleted from the end of the log")
     return differences
 
 
@@ -82,7 +84,17 @@ def seal_differences(register: Register) -> list[str]:
 def stored_design_differences(register: Register, config_design: TrialDesign) -> list[str]:
     """Stored design vs manifest vs design file, seed included."""
     manifest, differences = register.manifest, []
-    stored = TrialDesign.model_validate(register.meta("design"))
+    try:
+        stored = TrialDesign.model_validate(register.meta("design"))
+    except ValidationError as error:
+        return [f"stored design: no longer a valid design (edited?): "
+                f"{error.errors()[0].get('msg', error)}"]
+    stored_json, file_json = stored.model_dump(mode="json"), config_design.model_dump(mode="json")
+    changed = sorted(k for k in set(stored_json) | set(file_json)
+                     if stored_json.get(k) != file_json.get(k))
+    if changed:
+        differences.append("stored design: section(s) " + ", ".join(f"[{k}]" for k in changed)
+                           + " differ from the design file")
     if stored.digest() != manifest["design_sha256"]:
         differences.append("stored design: differs from the design the allocation was made "
                            "with (manifest design_sha256); `windows` and `publish` read it")

@@ -24,7 +24,7 @@ from evalkit.audit.integrity import (
 from evalkit.audit.replay import turnover_differences
 from evalkit.io.files import sha256_file, source_file
 from evalkit.register import REGISTER_FILE, Register
-from evalkit.trial.design import load_design
+from evalkit.trial.design import TrialDesign, load_design
 
 
 @dataclass
@@ -75,10 +75,10 @@ def compare_allocations(recorded: pd.DataFrame, recomputed: pd.DataFrame) -> lis
     return differences
 
 
-def _joiner_key(register: Register, key_file: Path | None, differences: list[str],
-                notes: list[str]) -> bytes | None:
+def _joiner_key(register: Register, design: TrialDesign, key_file: Path | None,
+                differences: list[str], notes: list[str]) -> bytes | None:
     """The joiner key when given and right; else a note or a difference, and None."""
-    if register.design.trial.unit != "staff":
+    if design.trial.unit != "staff":
         return None
     if key_file is None:
         notes.append("joiners' groups were not checked against the concealed sequence: "
@@ -120,7 +120,7 @@ def verify_allocation(directory: Path, config: Path | None = None, pdus: Path | 
         differences.append(f"the design in {design_path} is not the one the allocation used")
     differences += stored_design_differences(register, config_design)
     notes += _input_notes(manifest, pdus_path, staff_path)
-    key = _joiner_key(register, key_file, differences, notes)
+    key = _joiner_key(register, config_design, key_file, differences, notes)
     design, roster, units, allocation = compute_assignment(design_path, pdus_path, staff_path)
     unit_columns = ["unit_id", *design.trial.strata, *allocation.covariates]
     if units_digest(units, unit_columns) != manifest["units_sha256"]:
