@@ -26,7 +26,8 @@ RunDirectory = Annotated[Path, typer.Argument(help="Output folder holding regist
 RUN_FOLDER_ARGUMENT = {"assign": "out", "verify": "directory", "windows": "directory",
                        "guidance": "directory", "publish": "directory", "enrol": "directory",
                        "transfer": "directory", "monitor": "directory", "analyse": "register",
-                       "refresh": "directory", "log": "directory", "certificate": "directory"}
+                       "refresh": "directory", "log": "directory", "certificate": "directory",
+                       "power": "out"}
 REFRESHES_CERTIFICATE = {"verify", "enrol", "transfer", "refresh"}
 
 
