@@ -254,7 +254,7 @@ def test_publish_writes_default_site_and_logs_event(fresh_run: Path) -> None:
     events = Register.open(fresh_run).events()
     published = events[events["kind"] == "published"]
     assert len(published) == 2
-    assert json.loads(published.iloc[-1]["detail"])["path"] == str(second.path.resolve())
+    assert json.loads(published.iloc[-1]["detail"])["path"] == "notice.html"  # folder-relative
     assert [p.name for p in (fresh_run / "site").iterdir()] == ["index.html"]  # no temp files
 
 

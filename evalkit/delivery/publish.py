@@ -28,6 +28,7 @@ from markupsafe import Markup
 from evalkit.allocation.keys import new_lookup_codes, normalise_lookup_code
 from evalkit.io.files import write_csv, write_text
 from evalkit.io.html import package_environment
+from evalkit.io.runfolder import relative_to_folder
 from evalkit.register import NOT_IN_TRIAL, Register
 from evalkit.trial.design import NO_COURSE, TrialDesign
 
@@ -272,7 +273,8 @@ def publish(directory: Path, out: Path | None = None,
     target = write_text(output_file(directory, out), html)
     entries = len(staff) if design.trial.unit == "staff" else 0
     pdus = len(pdu_groups(design, register.table("allocation"), staff))
-    register.append_event("published", detail={"path": str(target.resolve()), "pdus": pdus,
+    register.append_event("published", detail={"path": relative_to_folder(target, directory),
+                                               "pdus": pdus,
                                                "staff_entries": entries,
                                                "unit": design.trial.unit})
     return PublishResult(target, pdus, entries, target.stat().st_size, codes_file, new_codes)
