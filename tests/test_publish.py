@@ -299,7 +299,7 @@ def test_cli_publish(fresh_run: Path, tmp_path: Path) -> None:
     assert (tmp_path / "web" / "index.html").exists()
     assert "109 PDUs" in result.output
     missing = CliRunner().invoke(app, ["publish", str(tmp_path / "nowhere")])
-    assert missing.exit_code == 1
+    assert missing.exit_code == 2  # no register: bad usage
 
 
 def test_cli_publish_in_a_real_process(fresh_run: Path, tmp_path: Path) -> None:
