@@ -25,6 +25,7 @@ from evalkit.errors import InputError, suggestion
 from evalkit.io.files import read_table
 from evalkit.register import Register
 from evalkit.trial.analysis_plan import AnalysisSection
+from evalkit.turnover.events import transfer_log
 
 ARM, CLUSTER, STRATUM, COMPLIANCE = "group", "pdu_code", "stratum", "_compliance"
 POD = "pod"   # the staff table's team column (three-level model)
@@ -57,12 +58,13 @@ def load_plan_data(register: Register, outcomes_path: Path,
     trial_groups = [arm.name for arm in design.arms]
     staff = register.table("staff_allocation")
     staff = staff[staff[ARM].isin(trial_groups)].reset_index(drop=True)
+    notes: list[str] = []
+    staff = as_allocated(register, staff, notes)
     unit_key = "pdu_code" if design.trial.unit == "pdu" else "staff_id"
     strata = [c for c in design.trial.strata if c in allocation.columns]
     stratum = (allocation.set_index("unit_id")[strata].astype(str).agg(" | ".join, axis=1)
                if strata else pd.Series("all", index=allocation["unit_id"]))
     staff[STRATUM] = staff[unit_key].map(stratum)
-    notes: list[str] = []
     staff = _join_outcomes(staff, outcomes, outcomes_path, plan, "staff", notes)
     pdu = _pdu_frame(allocation, stratum)
     if design.trial.unit == "pdu":
@@ -79,6 +81,24 @@ def load_plan_data(register: Register, outcomes_path: Path,
         if design.trial.unit == "pdu" else None,
         compliance_source=source, notes=notes, unit=design.trial.unit,
     )
+
+
+def as_allocated(register: Register, staff: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
+    """Intention to treat: everyone counts in the PDU they were allocated in (before any
+    transfer) with their allocated group; transfers and joiners are noted as deviations."""
+    moves = transfer_log(register)
+    if len(moves):
+        first = moves.drop_duplicates("staff_id", keep="first").set_index("staff_id")["from_pdu"]
+        moved = staff["staff_id"].isin(first.index)
+        staff = staff.copy()
+        staff.loc[moved, "pdu_code"] = staff.loc[moved, "staff_id"].map(first)
+        notes.append(f"deviation: {int(moved.sum())} staff transferred PDU after allocation; "
+                     "analysed in the PDU and group they were allocated in (intention to treat)")
+    joiners = register.table("joiners") if register.has_table("joiners") else None
+    if joiners is not None and len(joiners):
+        notes.append(f"deviation: {len(joiners)} new starter(s) enrolled after sealing; "
+                     "analysed in the group they were given on joining")
+    return staff
 
 
 def _pdu_frame(allocation: pd.DataFrame, stratum: pd.Series) -> pd.DataFrame:
