@@ -547,6 +547,8 @@ CASES: list[tuple[str, Callable[[Context, str], list[str]], list[str]]] = [
      ["file not found"]),
     ("assign-out-is-file", lambda c, n: assign_with(c, n, out=c.write(f"{n}/out.txt", "x")),
      ["--out is an existing file"]),
+    ("assign-out-unwritable", lambda c, n: assign_with(c, n, out=Path("/proc/evalkit-out")),
+     ["error:", "/proc"]),
     ("assign-out-sealed", lambda c, n: assign_with(c, n, out=c.run),
      ["already holds a sealed allocation"]),
     # verify, lookup, windows, guidance, publish on a folder that is not a run
