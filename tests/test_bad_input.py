@@ -695,3 +695,20 @@ def test_bad_input_exits_2_with_a_message_and_changes_nothing(ctx, name, build, 
     assert snapshot(ctx.run) == before
     out = ctx.out(name)
     assert not out.exists() or not any(out.iterdir()), sorted(out.iterdir())
+
+
+def test_missing_covariate_policy_leaves_the_column_out_and_says_so(tmp_path):
+    pdus = small_pdus().astype({"headcount": object})
+    pdus.loc[3, "headcount"] = "forty"
+    design = write_trial(tmp_path / "trial", pdus=pdus)
+    design.write_text(design.read_text().replace(
+        "[inputs]\n", '[inputs]\nmissing_covariates = "leave_out"\n'))
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["assign", str(design), "--out", str(out)],
+                           env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    message = " ".join(result.output.split())
+    assert "'headcount' left out of the balance check: row 5 is 'forty'" in message
+    balance = pd.read_csv(out / "balance.csv")
+    assert "mean_headcount" not in balance.columns
+    assert "mean_caseload_per_practitioner" in balance.columns

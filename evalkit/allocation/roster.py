@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from evalkit.errors import InputError, suggestion
-from evalkit.io.files import match_columns, read_table, source_file
+from evalkit.io.files import InputNote, match_columns, read_table, source_file
 from evalkit.trial.design import GRADES, TrialDesign
 
 PDU_COLUMNS = ("pdu_code", "pdu_name", "region")
@@ -116,7 +117,7 @@ def require_pdu_codes(frame: pd.DataFrame, path: Path) -> None:
 
 
 def validate_pdus(frame: pd.DataFrame, path: Path, extra_columns: list[str] = (),
-                  numeric: list[str] = ()) -> pd.DataFrame:
+                  numeric: list[str] = (), missing: str = "error") -> pd.DataFrame:
     """Check the PDU table: columns, codes, names, one region per PDU, numeric covariates."""
     frame = match_columns(frame, [*PDU_COLUMNS, *extra_columns, *numeric], path)
     require_columns(frame, [*PDU_COLUMNS, *extra_columns], path)
@@ -127,7 +128,7 @@ def validate_pdus(frame: pd.DataFrame, path: Path, extra_columns: list[str] = ()
     require_pdu_codes(frame, path)
     _require_one_region(frame, path)
     require_unique(frame, "pdu_code", path)
-    return _numeric_covariates(frame, path, [*PDU_COLUMNS, *extra_columns], numeric)
+    return _numeric_covariates(frame, path, [*PDU_COLUMNS, *extra_columns], numeric, missing)
 
 
 def _require_one_region(frame: pd.DataFrame, path: Path) -> None:
@@ -180,11 +181,12 @@ def validate_staff(frame: pd.DataFrame, path: Path, pdus: pd.DataFrame) -> pd.Da
 
 
 def _numeric_covariates(frame: pd.DataFrame, path: Path, text_columns: list[str],
-                        numeric: list[str]) -> pd.DataFrame:
+                        numeric: list[str], missing: str = "error") -> pd.DataFrame:
     """Columns meant as numbers (named as covariates, or mostly numeric) must be all numbers.
 
     A blank, 'NaN', 'inf' or 'forty' in such a column is an error, never a silently dropped
-    covariate. Columns that are mostly text stay text.
+    covariate; with `[inputs] missing_covariates = "leave_out"` the column is left out of the
+    balance check instead and a note says so. Columns that are mostly text stay text.
     """
     out = frame.reset_index(drop=True)
     for column in out.columns:
@@ -199,6 +201,13 @@ def _numeric_covariates(frame: pd.DataFrame, path: Path, text_columns: list[str]
             position = int((~finite).to_numpy().argmax())
             value = out[column].iloc[position]
             shown = "blank" if not str(value).strip() else repr(value)
+            if missing == "leave_out" and column not in numeric:
+                out[column] = out[column].astype(str)   # text now: not a balance covariate
+                warnings.warn(InputNote(
+                    f"{path}: covariate {column!r} left out of the balance check: row "
+                    f"{_sheet_row(frame, position)} is {shown} ([inputs] missing_covariates "
+                    "= \"leave_out\")"), stacklevel=2)
+                continue
             raise InputError(f"covariate value {shown} is not a finite number; every PDU needs "
                              "a number here (fill it in, or delete the column to leave it out "
                              "of the balance check)", file=path,
@@ -219,7 +228,7 @@ def load_roster(design: TrialDesign, pdus_path: Path | None, staff_path: Path | 
     pdu_strata = design.trial.strata if design.trial.unit == "pdu" else []
     covariates = design.randomisation.balance_covariates if design.trial.unit == "pdu" else []
     pdus = validate_pdus(_read_rows(pdus_path, "PDU"), Path(pdus_path), pdu_strata,
-                         list(covariates))
+                         list(covariates), design.inputs.missing_covariates)
     staff = pd.DataFrame(columns=[*STAFF_COLUMNS, *STAFF_OPTIONAL])
     if staff_path is not None:
         staff = validate_staff(_read_rows(staff_path, "staff"), Path(staff_path), pdus)

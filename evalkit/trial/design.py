@@ -42,6 +42,9 @@ class TrialSection(Strict):
 class InputsSection(Strict):
     pdus: str | None = None
     staff: str | None = None
+    # A covariate column with a blank or non-numeric cell: stop ("error"), or leave that
+    # column out of the balance check and say so ("leave_out"; never for balance_covariates).
+    missing_covariates: Literal["error", "leave_out"] = "error"
 
 
 class ArmSpec(Strict):
