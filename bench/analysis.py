@@ -1,6 +1,6 @@
 """Benchmark the analysis models on the national reference dataset (~11,000 staff, 100 PDUs).
 
-Usage: .venv/bin/python bench/analysis.py
+Usage: .venv/bin/python bench/analysis.py [--quick]
 
 Each case is (name, callable); timings start after the data are loaded. A callable may
 return a number: the timing is multiplied by it (rows extrapolated from a subset, e.g.
@@ -10,8 +10,10 @@ the list that `cases()` returns.
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -46,20 +48,21 @@ Case = tuple[str, Callable[[], object] | str]  # a str is a note printed instead
 def cases(df: pd.DataFrame) -> list[Case]:
     """The benchmark rows: (name, callable) pairs over the loaded national data."""
     fixed = df.loc[df["arm"] == "Early Adopter", "pdu"].unique()
-    ri = dict(strata_col="region", covariates=COVARIATES, arm="Treatment",
-              permutations=PERMUTATIONS, fixed_clusters=fixed, exact_threshold=0)
+    ri = dict(arm="Treatment", permutations=PERMUTATIONS, fixed_clusters=fixed,
+              exact_threshold=0)
+    columns = AnalysisColumns("y", "arm", "pdu", "region", COVARIATES)
     return [
-        ("RI 10,000 perms, coefficient, p only",
-         lambda: randomisation_test(df, AnalysisColumns("y", "arm", "pdu"), ci=False, **ri)),
-        ("RI 10,000 perms, coefficient, p + CI",
-         lambda: randomisation_test(df, AnalysisColumns("y", "arm", "pdu"), **ri)),
-        ("RI 10,000 perms, studentised, p + CI",
-         lambda: randomisation_test(df, AnalysisColumns("y", "arm", "pdu"), studentise=True, **ri)),
+        (f"RI {PERMUTATIONS:,} perms, coefficient, p only",
+         lambda: randomisation_test(df, columns, ci=False, **ri)),
+        (f"RI {PERMUTATIONS:,} perms, coefficient, p + CI",
+         lambda: randomisation_test(df, columns, **ri)),
+        (f"RI {PERMUTATIONS:,} perms, studentised, p + CI",
+         lambda: randomisation_test(df, columns, studentise=True, **ri)),
         (f"OLS refit per perm ({REFITS} refits, x{PERMUTATIONS // REFITS})",
          lambda: _refit_loop(df)),
         (f"lstsq refit per perm ({REFITS} refits, x{PERMUTATIONS // REFITS})",
          lambda: _refit_loop(df, fit=_lstsq_coefficient)),
-        ("pyfixest ritest 10,000 perms", _pyfixest_ritest(df)),
+        (f"pyfixest ritest {PERMUTATIONS:,} perms", _pyfixest_ritest(df)),
         ("GEE binomial (exchangeable, robust)",
          lambda: fit_gee(df, AnalysisColumns("y_bin", "arm", "pdu", "region", ["x1"]))),
         ("GEE binomial, Mancl-DeRouen",
@@ -98,7 +101,8 @@ def _lstsq_coefficient(y: np.ndarray, X: np.ndarray) -> float:
 
 def _refit_loop(df: pd.DataFrame, fit=_statsmodels_coefficient) -> float:
     """Same statistic by refitting OLS per permutation; returns the scale-up to 10,000."""
-    setup = contrast_setup(df, "y", "arm", "pdu", "Treatment", "region", COVARIATES)
+    setup = contrast_setup(df, AnalysisColumns("y", "arm", "pdu", "region", COVARIATES),
+                           arm="Treatment")
     perms = within_strata_permutations(setup.treated, setup.strata, permutations=REFITS,
                                        exact_threshold=0)
     work = df[df["arm"].isin(["Treatment", "Control"])].dropna(subset=["y", *COVARIATES])
@@ -112,14 +116,19 @@ def _refit_loop(df: pd.DataFrame, fit=_statsmodels_coefficient) -> float:
 
 
 def _pyfixest_ritest(df: pd.DataFrame) -> Callable[[], object] | str:
-    """pyfixest's ritest when it happens to be installed; otherwise a note for the table."""
+    """pyfixest's ritest when it is installed with numba (its fast path); else a note."""
     if importlib.util.find_spec("pyfixest") is None:
         return "skipped: pyfixest not installed (not a dependency)"
+    if importlib.util.find_spec("numba") is None:
+        return "skipped: pyfixest's ritest without numba is its slow path (~329 s), not fair"
     os.environ.setdefault("TQDM_DISABLE", "1")   # keep its progress bar out of the table
-    import pyfixest as pf
+    try:
+        import pyfixest as pf
+    except Exception as error:  # a broken optional install must not end the benchmark
+        return f"skipped: pyfixest failed to import ({type(error).__name__}: {error})"
 
     work = df[df["arm"].isin(["Treatment", "Control"])].assign(
-        treat=lambda d: (d["arm"] == "Treatment").astype(int),
+        treat=lambda d: (d["arm"] == "Treatment").astype(float),   # numba kernels need floats
         pdu_number=lambda d: pd.factorize(d["pdu"])[0].astype(float))  # ritest needs numbers
     # Note: pyfixest permutes cluster-level treatment without strata, a simpler design than
     # evalkit's within-region permutation; the timing is still the fair like-for-like cost.
@@ -145,21 +154,34 @@ def time_case(run: Callable[[], object], repeats: int = 3) -> float:
 
 def main() -> None:
     """Load the data, time every case and print the table with the RI speed-up."""
+    global PERMUTATIONS, REFITS
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true",
+                        help="1,000 permutations, 20 refits, one run each, no full plan")
+    options = parser.parse_args()
+    if options.quick:
+        PERMUTATIONS, REFITS = 1_000, 20
     df = pd.read_csv(DATA)
-    print(f"national: {len(df)} staff, {df['pdu'].nunique()} PDUs; median of 3 runs\n")
-    print(f"{'case':<46} {'seconds':>10}")
+    print(f"national: {len(df)} staff, {df['pdu'].nunique()} PDUs; median of "
+          f"{1 if options.quick else 3} runs; peak = this process's largest RSS so far\n")
+    print(f"{'case':<46} {'seconds':>10} {'peak MB':>8}")
     results = {}
     for name, run in cases(df):
+        if options.quick and "analyse --register" in name:
+            run = "skipped in --quick"
         if isinstance(run, str):
             print(f"{name:<46} {run}")
             continue
-        results[name] = time_case(run, repeats=1 if "refit" in name or "report" in name else 3)
-        print(f"{name:<46} {results[name]:>10.3f}")
-    fast = results["RI 10,000 perms, coefficient, p only"]
+        single = options.quick or "refit" in name or "report" in name
+        results[name] = time_case(run, repeats=1 if single else 3)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"{name:<46} {results[name]:>10.3f} {peak:>8.0f}")
+    fast = results[next(k for k in results if k.endswith("coefficient, p only"))]
     print()
-    for baseline in ("OLS refit", "lstsq refit"):
-        slow = next(v for k, v in results.items() if k.startswith(baseline))
-        print(f"speed-up of vectorised RI (p only) over {baseline}s: {slow / fast:,.0f}x")
+    for baseline in ("OLS refit", "lstsq refit", "pyfixest ritest"):
+        slow = next((v for k, v in results.items() if k.startswith(baseline)), None)
+        if slow is not None:
+            print(f"speed-up of vectorised RI (p only) over {baseline}: {slow / fast:,.1f}x")
 
 
 if __name__ == "__main__":

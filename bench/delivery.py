@@ -1,27 +1,28 @@
-"""Benchmarks for the delivery stage (not tests): prints a table of wall-clock times.
+"""Benchmarks for the delivery stage (not tests): each figure beside its floor or peer.
 
-Rows, on the national example (109 PDUs, ~18,750 staff), after one `assign` (not timed):
-  1. `windows` (library: plan + write CSV, XLSX, calendars) and the whole CLI in a subprocess;
-  2. `guidance` (library: guidance, 109 briefings x 2, contamination report) and its CLI;
-  3. `publish` (library), when the module is present;
-  4. the booking-windows workbook written by `fast_xlsx` against the obvious peer, openpyxl
-     (write-only mode, the fastest it offers), in the same run.
-Target: windows + guidance + publish under 5 s in all.
+On the national example (109 PDUs, ~18,750 staff), after one `assign` (not timed):
+  1. `windows`, `guidance` and `publish`, whole CLI, each beside the floor measured in turn:
+     read the staff allocation table from register.sqlite and write one CSV (bench/floors.py);
+  2. the same three as library calls, and hashing every staff ID (the staff-level extra);
+  3. the booking-windows workbook by evalkit's streaming writer beside openpyxl write-only.
+Targets (issue 13): each CLI <= 1.5x the floor.
 
-Run: .venv/bin/python bench/delivery.py
+Run: .venv/bin/python bench/delivery.py [--repeats 3]
+     .venv/bin/python bench/delivery.py --quick     (one run each: a smoke run)
 """
 
 from __future__ import annotations
 
-import subprocess
+import argparse
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from measure import Row, evalkit_cli, in_process, paired, print_table  # noqa: E402
 
 from evalkit.allocation.assign import run_assign  # noqa: E402
 from evalkit.delivery.guidance import run_guidance  # noqa: E402
@@ -29,65 +30,62 @@ from evalkit.delivery.windows import run_windows  # noqa: E402
 from evalkit.examples.roster import write_example  # noqa: E402
 from evalkit.io.xlsx import write_xlsx  # noqa: E402
 
-CLI = [sys.executable, "-c", "from evalkit.cli import app; app()"]
-
-
-def timed(action: Callable[[], object], repeats: int = 3) -> float:
-    """Best of `repeats` wall-clock runs, in seconds."""
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        action()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
-def cli(*arguments: str) -> None:
-    subprocess.run([*CLI, *arguments], check=True, capture_output=True)
+FLOORS = str(ROOT / "bench" / "floors.py")
 
 
 def _hash_all_staff(run: Path) -> None:
-    """What a staff-level page adds: one salted SHA-256 per staff member (~18,750)."""
-    from evalkit.delivery.publish import staff_index
+    """What a staff-level page adds: a lookup code and its hash per staff member (~18,750)."""
+    from evalkit.delivery.publish import lookup_codes_for, staff_index
     from evalkit.register import Register
 
     register = Register.open(run)
-    staff_index(register.design, register.table("staff_allocation"), "0" * 32)
+    staff = register.table("staff_allocation")
+    staff_index(register.design, staff, lookup_codes_for(staff["staff_id"]))
+
+
+def cli_rows(run: Path, folder: Path, commands: list[str], repeats: int) -> list[Row]:
+    """Each command's whole CLI beside the register floor, taken in turn."""
+    rows = []
+    for command in commands:
+        ours, floor = paired(
+            lambda i, command=command: [*evalkit_cli(), command, str(run)],
+            lambda i: [sys.executable, FLOORS, "register", str(run / "register.sqlite"),
+                       str(folder / "floor")], repeats)
+        rows.append(Row(f"{command}, national, CLI", ours, "read register + write CSV", floor,
+                        "<= 1.5x"))
+    return rows
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="one run each")
+    options = parser.parse_args()
+    repeats = 1 if options.quick else options.repeats
+    try:
+        from evalkit.delivery.publish import publish
+    except ImportError:
+        publish = None
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         paths = write_example(folder / "example")
         run = run_assign(ROOT / "configs" / "seeds2.toml", out=folder / "run",
                          pdus=paths["pdus"], staff=paths["staff"]).directory
-        rows: list[tuple[str, float]] = []
-        rows.append(("windows (library)", timed(lambda: run_windows(run))))
-        rows.append(("windows (CLI, subprocess)", timed(lambda: cli("windows", str(run)), 1)))
-        rows.append(("guidance (library)", timed(lambda: run_guidance(run))))
-        rows.append(("guidance (CLI, subprocess)", timed(lambda: cli("guidance", str(run)), 1)))
-        try:
-            from evalkit.delivery.publish import publish
-        except ImportError:
-            publish = None
+        commands = ["windows", "guidance"] + (["publish"] if publish is not None else [])
+        rows = cli_rows(run, folder, commands, repeats)
+        library = [("windows (library)", lambda: run_windows(run)),
+                   ("guidance (library)", lambda: run_guidance(run))]
         if publish is not None:
-            rows.append(("publish (library)", timed(lambda: publish(run))))
-            rows.append(("publish (CLI, subprocess)", timed(lambda: cli("publish", str(run)), 1)))
-            rows.append(("publish: hash every staff ID (staff-level extra)",
-                         timed(lambda: _hash_all_staff(run))))
-        total = sum(seconds for name, seconds in rows if "library" in name)
+            library += [("publish (library)", lambda: publish(run)),
+                        ("publish: hash every staff ID", lambda: _hash_all_staff(run))]
+        rows += [Row(name, in_process(action, repeats)) for name, action in library]
         plan, _ = run_windows(run)
         sheets = {"Booking windows": plan.rows, "By PDU": plan.by_pdu}
-        rows.append(("workbook: fast_xlsx", timed(lambda: write_xlsx(folder / "a.xlsx",
-                                                                         sheets))))
-        rows.append(("workbook: openpyxl write-only (peer)",
-                     timed(lambda: openpyxl_workbook(folder / "b.xlsx", sheets), 1)))
-    width = max(len(name) for name, _ in rows)
-    print(f"{'step':<{width}}  seconds")
-    for name, seconds in rows:
-        print(f"{name:<{width}}  {seconds:7.2f}")
-    verdict = "meets" if total < 5 else "MISSES"
-    print(f"{'library total':<{width}}  {total:7.2f}  ({verdict} the 5 s target)")
+        ours = in_process(lambda: write_xlsx(folder / "a.xlsx", sheets), repeats)
+        peer = in_process(lambda: openpyxl_workbook(folder / "b.xlsx", sheets), 1)
+        rows.append(Row("windows workbook: evalkit writer", ours, "openpyxl write-only", peer))
+    print_table(f"delivery benchmarks ({repeats} run(s) each, medians)", rows)
 
 
 def openpyxl_workbook(path: Path, sheets: dict) -> None:
