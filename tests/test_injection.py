@@ -116,3 +116,15 @@ def test_write_folder_refuses_names_that_are_not_plain(tmp_path, name):
     with pytest.raises(ValueError, match="not a plain file name"):
         write_folder(tmp_path / "out", {name: "x"})
     assert not (tmp_path / "out").exists()
+
+
+def test_calendar_descriptions_are_literal_plain_text(hostile_run):
+    icalendar = pytest.importorskip("icalendar")
+    calendars = sorted((hostile_run / "calendars").glob("*.ics"))
+    assert calendars
+    for path in calendars:
+        for event in icalendar.Calendar.from_ical(path.read_bytes()).walk("VEVENT"):
+            description = str(event.get("DESCRIPTION", ""))
+            assert "&lt;" not in description and "&amp;" not in description, path.name
+            if "Guidance for" in description:
+                assert "Small <b>trial</b> & co" in description   # plain text, as written

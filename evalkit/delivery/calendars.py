@@ -9,6 +9,7 @@ headings, bold and links are turned into plain lines first.
 from __future__ import annotations
 
 import datetime as dt
+import html
 import re
 import uuid
 
@@ -49,7 +50,8 @@ def plain_text(markdown: str) -> str:
         text = re.sub(r"(?<!\w)[*_](\S(?:.*?\S)?)[*_](?!\w)", r"\1", text)
         text = re.sub(r"^(\s*)[*+] ", r"\1- ", text)
         lines.append(text.replace("`", ""))
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+    text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+    return html.unescape(text)   # names are HTML-escaped in the Markdown; plain text is literal
 
 
 def _stamp(created_at: str | None) -> dt.datetime:
