@@ -266,16 +266,20 @@ def _recorded_events(register: Register) -> dict[str, int]:
 
 
 def _freshness(path: Path, spec: Artefact | None, events: pd.DataFrame,
-               recorded: int | None) -> dict[str, Any]:
+               recorded: int | None, fresh_since: float | None = None) -> dict[str, Any]:
     """When a file was written, the event it reflects, and whether it may be stale.
 
-    The event is the newer of the one the register recorded for the file and the newest
-    event at or before the file's modification time (a command records its event last).
+    The event is the newest one for files the running command wrote (modified since
+    `fresh_since`), else the one the register recorded when evalkit wrote the file (its
+    artefact record), else the newest event at or before the file's mtime.
     """
     written = pd.Timestamp(path.stat().st_mtime, unit="s", tz="UTC").ceil("s")
-    by_time = events[events["at"] <= written]
-    newest_by_time = int(by_time["id"].max()) if len(by_time) else 0
-    before = events[events["id"] <= max(recorded or 0, newest_by_time)]
+    if fresh_since is not None and path.stat().st_mtime >= fresh_since:
+        before = events  # written by the command that just ran: reflects its newest event
+    elif recorded:
+        before = events[events["id"] <= recorded]
+    else:  # not recorded (an older register): the newest event by the file's time
+        before = events[events["at"] <= written]
     reflects = (f"#{before.iloc[-1]['id']} {before.iloc[-1]['kind']}" if len(before) else "")
     newest = int(before.iloc[-1]["id"]) if len(before) else 0
     later = events[(events["id"] > newest) & events["kind"].isin(STAFF_CHANGES)]
@@ -300,7 +304,8 @@ def _candidates(directory: Path) -> list[Path]:
     return found
 
 
-def artefacts(directory: Path, register: Register) -> list[dict[str, Any]]:
+def artefacts(directory: Path, register: Register,
+              fresh_since: float | None = None) -> list[dict[str, Any]]:
     """Every file in the run folder, catalogued ones first in data-flow order."""
     directory = Path(directory)
     events = _event_times(register)
@@ -319,7 +324,7 @@ def artefacts(directory: Path, register: Register) -> list[dict[str, Any]]:
         rows.append({"path": relative, "link": link, "title": spec.title if spec else relative,
                      "description": description, "refresh": spec.refresh if spec else "",
                      "size": _size(path), "order": order.get(relative, len(order)),
-                     **_freshness(path, spec, events, recorded.get(relative))})
+                     **_freshness(path, spec, events, recorded.get(relative), fresh_since)})
     return sorted(rows, key=lambda r: (r["order"], r["path"]))
 
 
@@ -334,7 +339,7 @@ def _size(path: Path) -> str:
     return ""
 
 
-def index_context(directory: Path) -> dict[str, Any]:
+def index_context(directory: Path, fresh_since: float | None = None) -> dict[str, Any]:
     """Everything the front door shows, read from the register and the files that exist."""
     directory = Path(directory)
     register = Register.open(directory)
@@ -348,7 +353,7 @@ def index_context(directory: Path) -> dict[str, Any]:
         "capacity": capacity_headline(directory),
         "contamination": contamination_headline(directory),
         "monitoring": monitoring_headline(directory), "primary": primary_result(directory),
-        "mdes": mdes_headline(directory), "files": artefacts(directory, register),
+        "mdes": mdes_headline(directory), "files": artefacts(directory, register, fresh_since),
         "last_event": (f"#{last['id']} {last['kind']}, {readable_time(last['time'])}"
                        if last is not None
                        else ""), "generated": now_utc(), "version": evalkit.__version__,
@@ -384,7 +389,12 @@ def render_index(context: dict[str, Any]) -> str:
                                                             **context)
 
 
-def write_index(directory: Path) -> Path:
-    """Write (or refresh) index.html in a sealed run folder."""
-    return write_text(Path(directory) / INDEX_FILE, render_index(index_context(directory)))
+def write_index(directory: Path, fresh_since: float | None = None) -> Path:
+    """Write (or refresh) index.html in a sealed run folder.
+
+    `fresh_since` (a POSIX time): files modified since then were written by the command that
+    just ran, so they reflect the register's newest event.
+    """
+    return write_text(Path(directory) / INDEX_FILE,
+                      render_index(index_context(directory, fresh_since)))
 

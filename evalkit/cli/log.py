@@ -7,6 +7,7 @@ the folder's `index.html` (and, after `verify`, `certificate.html`), so both are
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -80,7 +81,8 @@ def _run_folder(name: str, arguments: dict[str, Any]) -> Path | None:
     return Path(value) if value is not None else None
 
 
-def refresh_front_door(name: str, folder: Path | None) -> Path | None:
+def refresh_front_door(name: str, folder: Path | None,
+                       started: float | None = None) -> Path | None:
     """Rebuild index.html (and the certificate after verify) in a sealed run folder."""
     if folder is None or not is_sealed(folder):
         return None
@@ -92,7 +94,7 @@ def refresh_front_door(name: str, folder: Path | None) -> Path | None:
             error_console.print(f"[yellow]note:[/] {existing} is not evalkit's front door; "
                                 "left as it is")
             return None
-        return write_index(folder)
+        return write_index(folder, fresh_since=started)
     except (EvalkitError, OSError, ValueError, KeyError) as problem:
         error_console.print(f"[yellow]note:[/] {folder / INDEX_FILE} not refreshed: {problem}")
         return None
@@ -105,13 +107,14 @@ def refreshing(name: str, command: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        started = time.time()  # files modified after this were written by this command
         try:
             result = command(*args, **kwargs)
         except typer.Exit as stop:
             if stop.exit_code == 1:  # a check failed (verify mismatch): still worth showing
-                refresh_front_door(name, _run_folder(name, kwargs))
+                refresh_front_door(name, _run_folder(name, kwargs), started)
             raise
-        index = refresh_front_door(name, _run_folder(name, kwargs))
+        index = refresh_front_door(name, _run_folder(name, kwargs), started)
         if index is not None:
             console.print(f"Front door: {index}")
         return result
