@@ -712,3 +712,12 @@ def test_missing_covariate_policy_leaves_the_column_out_and_says_so(tmp_path):
     balance = pd.read_csv(out / "balance.csv")
     assert "mean_headcount" not in balance.columns
     assert "mean_caseload_per_practitioner" in balance.columns
+
+
+def test_lookup_by_a_person_s_name_says_names_are_not_searched(ctx):
+    result = runner.invoke(app, ["lookup", str(ctx.run), "Person P000 0"])
+    assert result.exit_code == 1
+    message = " ".join(result.output.split())
+    assert "names are not searched" in message and "staff ID or email" in message
+    found = runner.invoke(app, ["lookup", str(ctx.run), "p000-s0"])
+    assert found.exit_code == 0 and "P000-S0" in found.output
