@@ -16,54 +16,60 @@ from evalkit.io.files import write_text
 
 if TYPE_CHECKING:
     from evalkit.analysis.results import ModelResult
+    from evalkit.analysis.run import AnalyseSpec
+
+
+DataArg = Annotated[Path | None, typer.Argument(help="Analysis table (CSV or XLSX).")]
+OutcomeOpt = Annotated[str | None, typer.Option(help="Outcome column.")]
+ArmOpt = Annotated[str, typer.Option("--arm-col", help="Arm (group) column.")]
+ClusterOpt = Annotated[str, typer.Option("--cluster-col", help="Cluster column.")]
+StrataOpt = Annotated[str | None, typer.Option("--strata-col", help="Strata column.")]
+CovariateOpt = Annotated[list[str] | None, typer.Option(
+    "--covariate", help="Covariate column (repeat for several; text columns become indicators).")]
+ModelOpt = Annotated[str, typer.Option(
+    help="mixed, mixed3 (staff in POD in PDU), cr2, cr1, hc2 (one row per PDU), gee, dim or ri.")]
+FamilyOpt = Annotated[str, typer.Option(help="gaussian, binomial or poisson.")]
+ControlOpt = Annotated[str, typer.Option(help="Control arm label.")]
+PermutationsOpt = Annotated[int | None, typer.Option(
+    help="Permutations for --model ri (default 10000).")]
+SeedOpt = Annotated[int | None, typer.Option(help="Seed for --model ri (default 0).")]
+SmallSampleOpt = Annotated[str, typer.Option(
+    "--small-sample", help="GEE small-sample correction: none or mancl-derouen.")]
+DdfOpt = Annotated[str | None, typer.Option(
+    help="--model mixed df: satterthwaite (default) or kenward-roger.")]
+WhereOpt = Annotated[list[str] | None, typer.Option(
+    "--where", help='Keep rows where "column == value" (or !=); repeat to combine.')]
+AcrossStrataOpt = Annotated[bool, typer.Option(
+    "--allow-clusters-across-strata",
+    help="Accept clusters that span strata (only if the design has them).")]
+PodOpt = Annotated[str | None, typer.Option(
+    "--pod-col", help="Team (POD) column nested in --cluster-col, for --model mixed3.")]
+AcrossArmsOpt = Annotated[bool, typer.Option(
+    "--allow-clusters-across-arms",
+    help="Accept arms within clusters (staff, not clusters, were randomised).")]
+NonRandomisedOpt = Annotated[list[str] | None, typer.Option(
+    "--non-randomised", help="Arm allocated on purpose (repeat for several).")]
+JsonOpt = Annotated[Path | None, typer.Option("--json", help="Write the result as JSON.")]
+RegisterOpt = Annotated[Path | None, typer.Option(
+    "--register", help="Sealed run folder: run the design's pre-specified plan.")]
+OutcomesOpt = Annotated[Path | None, typer.Option(
+    "--outcomes", help="Outcomes file (staff_id + outcome columns) for --register.")]
+PlanOpt = Annotated[Path | None, typer.Option(
+    "--plan", help="Design TOML whose [analysis] section to use instead of the sealed one.")]
+OutOpt = Annotated[Path | None, typer.Option(
+    "--out", help="Folder for results.json/xlsx and report.html (default: run folder).")]
 
 
 def analyse(
-    data: Annotated[Path | None, typer.Argument(help="Analysis table (CSV or XLSX).")] = None,
-    outcome: Annotated[str | None, typer.Option(help="Outcome column.")] = None,
-    arm_col: Annotated[str, typer.Option("--arm-col", help="Arm (group) column.")] = "arm",
-    cluster_col: Annotated[str, typer.Option("--cluster-col", help="Cluster column.")] = "pdu",
-    strata_col: Annotated[str | None, typer.Option("--strata-col", help="Strata column.")] = None,
-    covariate: Annotated[list[str] | None, typer.Option(
-        "--covariate", help="Covariate column (repeat for several).")] = None,
-    model: Annotated[str, typer.Option(
-        help="mixed, mixed3 (staff in POD in PDU), cr2, cr1, hc2 (one row per PDU), gee, "
-             "dim or ri.")] = "mixed",
-    family: Annotated[str, typer.Option(help="gaussian, binomial or poisson.")] = "gaussian",
-    control: Annotated[str, typer.Option(help="Control arm label.")] = "Control",
-    permutations: Annotated[int | None, typer.Option(
-        help="Permutations for --model ri (default 10000).")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed for --model ri (default 0).")] = None,
-    small_sample: Annotated[str, typer.Option(
-        "--small-sample", help="GEE small-sample correction: none or mancl-derouen.")] = "none",
-    ddf: Annotated[str | None, typer.Option(
-        help="--model mixed df: satterthwaite (default) or kenward-roger.")] = None,
-    where: Annotated[list[str] | None, typer.Option(
-        "--where", help='Keep rows where "column == value" (or !=); repeat to combine.')
-                     ] = None,
-    across_strata: Annotated[bool, typer.Option(
-        "--allow-clusters-across-strata",
-        help="Accept clusters that span strata (only if the design has them).")] = False,
-    pod_col: Annotated[str | None, typer.Option(
-        "--pod-col", help="Team (POD) column nested in --cluster-col, for --model mixed3.")
-                       ] = None,
-    across_arms: Annotated[bool, typer.Option(
-        "--allow-clusters-across-arms",
-        help="Accept arms within clusters (staff, not clusters, were randomised).")] = False,
-    non_randomised: Annotated[list[str] | None, typer.Option(
-        "--non-randomised", help="Arm allocated on purpose (repeat for several).")] = None,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the result as JSON.")
-                        ] = None,
-    register: Annotated[Path | None, typer.Option(
-        "--register", help="Sealed run folder: run the design's pre-specified plan.")] = None,
-    outcomes: Annotated[Path | None, typer.Option(
-        "--outcomes", help="Outcomes file (staff_id + outcome columns) for --register.")] = None,
-    plan: Annotated[Path | None, typer.Option(
-        "--plan", help="Design TOML whose [analysis] section to use instead of the sealed one.")
-                    ] = None,
-    out: Annotated[Path | None, typer.Option(
-        "--out", help="Folder for results.json/xlsx and report.html (default: run folder).")
-                   ] = None,
+    data: DataArg = None, outcome: OutcomeOpt = None, arm_col: ArmOpt = "arm",
+    cluster_col: ClusterOpt = "pdu", strata_col: StrataOpt = None,
+    covariate: CovariateOpt = None, model: ModelOpt = "mixed", family: FamilyOpt = "gaussian",
+    control: ControlOpt = "Control", permutations: PermutationsOpt = None,
+    seed: SeedOpt = None, small_sample: SmallSampleOpt = "none", ddf: DdfOpt = None,
+    where: WhereOpt = None, across_strata: AcrossStrataOpt = False, pod_col: PodOpt = None,
+    across_arms: AcrossArmsOpt = False, non_randomised: NonRandomisedOpt = None,
+    json_out: JsonOpt = None, register: RegisterOpt = None, outcomes: OutcomesOpt = None,
+    plan: PlanOpt = None, out: OutOpt = None,
 ) -> None:
     """Estimate effects: one model, or the full plan on a run.
 
@@ -78,7 +84,7 @@ def analyse(
     if data is None or outcome is None:
         raise InputError("give DATA and --outcome (one model), or --register DIR --outcomes "
                          "FILE (the pre-specified plan)")
-    from evalkit.analysis.run import AnalyseSpec, analyse_frame, jsonable, load_analysis_table
+    from evalkit.analysis.run import AnalyseSpec
 
     spec = AnalyseSpec(
         outcome=outcome, arm_col=arm_col, cluster_col=cluster_col, strata_col=strata_col,
@@ -87,8 +93,16 @@ def analyse(
         non_randomised=list(non_randomised or []), allow_clusters_across_strata=across_strata,
         allow_clusters_across_arms=across_arms, pod_col=pod_col,
     )
+    _one_model(data, spec, list(where or []), json_out)
+
+
+def _one_model(data: Path, spec: AnalyseSpec, where: list[str],
+               json_out: Path | None) -> None:
+    """Load, filter, fit, print and (optionally) write one model's result."""
+    from evalkit.analysis.run import analyse_frame, jsonable, load_analysis_table
+
     spec.validate()
-    loaded = load_analysis_table(data, spec, where=list(where or []))
+    loaded = load_analysis_table(data, spec, where=where)
     result = analyse_frame(loaded.frame, spec)
     result.diagnostics["rows_read"] = loaded.n_rows
     if loaded.where:
