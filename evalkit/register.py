@@ -390,20 +390,38 @@ def writing(directory: Path, command: str = "", mark: bool = True) -> Iterator[R
         _depth[key] = _depth.get(key, 0) + 1
         register = Register.open(directory) if register_path(directory).exists() else None
         before = _snapshot(directory) if outermost and register is not None else None
+        register_stat = _register_stat(directory)
         try:
             if register is not None:
                 register.interrupted = pending(directory) if outermost else None
             if before is not None and mark and register.interrupted is None:
                 mark_pending(directory, command or who()["command"])
             yield register
-        finally:
+        except BaseException:
+            # a failed command that committed nothing leaves the folder as it was; one that
+            # committed keeps the marker, so the next command rebuilds the files
             if before is not None:
                 _record_changes(register, directory, before)
+                if mark and _register_stat(directory) == register_stat:
+                    clear_pending(directory)
+            raise
+        else:
+            if before is not None:
+                _record_changes(register, directory, before)  # hashes first, then the marker
                 if mark:
                     clear_pending(directory)
+        finally:
             _depth[key] -= 1
             if not _depth[key]:
                 del _depth[key]
+
+
+def _register_stat(directory: Path) -> tuple[int, int] | None:
+    try:
+        stat = register_path(directory).stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
 
 
 def _record_changes(register: Register, directory: Path,

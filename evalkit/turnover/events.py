@@ -4,13 +4,14 @@ New starters inherit their PDU's group (PDU-level design) or take the next unuse
 their stratum's concealed sequence (staff-level design). A transfer keeps the person's original
 group (intention to treat) and is flagged for the contamination report. The sealed
 `allocation` table is never touched: joiners live in `joiners`, and `staff_allocation` plus
-the exports are regenerated. Every change is an event; all input is validated first.
+every derived file are regenerated. Every change is an event; all input is validated first.
+Each command holds the run folder's lock and commits its register changes in one
+transaction; the files are rebuilt from the register after the commit (a kill in between
+is healed by the next command or `evalkit refresh`).
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,9 @@ from evalkit.allocation.joiner_sequence import (
 )
 from evalkit.allocation.keys import read_key
 from evalkit.allocation.roster import identity_key, validate_staff
+from evalkit.delivery.guidance import run_guidance
+from evalkit.delivery.publish import publish
+from evalkit.delivery.windows import run_windows
 from evalkit.errors import InputError, suggestion
 from evalkit.io.files import read_table
 from evalkit.io.runfolder import kill_point, relative_to_folder
@@ -271,14 +275,24 @@ def transfer_log(register: Register) -> pd.DataFrame:
     return pd.concat([moves[["time", "reason"]].reset_index(drop=True), details], axis=1)
 
 
+WINDOWS_MARKER = "booking_windows.csv"
+GUIDANCE_MARKER = "guidance.html"
+
+
 def regenerate_outputs(register: Register, directory: Path) -> dict[str, Path]:
-    """Rewrite the allocation exports, and the published page if the run has one."""
+    """Rebuild every derived file from the register: the allocation exports always; booking
+    windows and calendars, guidance and briefings, and the lookup page when they had been
+    made (so nothing is left stale after a change)."""
+    directory = Path(directory)
     files = export_allocation(register, directory)
     kill_point("exports:written")
-    page = published_page(register, Path(directory))
-    if page is not None and importlib.util.find_spec("evalkit.delivery.publish") is not None:
-        publish = importlib.import_module("evalkit.delivery.publish")
-        files["site"] = publish.publish(Path(directory), out=page).path
+    page = published_page(register, directory)
+    if page is not None:
+        files["site"] = publish(directory, out=page).path
+    if (directory / WINDOWS_MARKER).exists():
+        files.update({f"windows:{k}": v for k, v in run_windows(directory)[1].items()})
+    if (directory / GUIDANCE_MARKER).exists():
+        files.update({f"guidance:{k}": v for k, v in run_guidance(directory)[1].items()})
     return files
 
 
