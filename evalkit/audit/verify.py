@@ -9,7 +9,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evalkit.allocation.assign import compute_assignment, staff_allocation, units_digest
+from evalkit.allocation.assign import (
+    build_manifest,
+    compute_assignment,
+    staff_allocation,
+    units_digest,
+)
 from evalkit.allocation.joiner_sequence import KEY_META
 from evalkit.allocation.keys import key_fingerprint, read_key
 from evalkit.audit.integrity import (
@@ -75,6 +80,17 @@ def compare_allocations(recorded: pd.DataFrame, recomputed: pd.DataFrame) -> lis
     return differences
 
 
+MANIFEST_CHECKED = ("algorithm", "seed", "unit", "strata", "method", "draws_tried",
+                    "balance_covariates", "design_sha256", "units_sha256", "counts", "totals")
+
+
+def manifest_differences(stored: dict, recomputed: dict) -> list[str]:
+    """Fields of the stored manifest that the recomputation does not reproduce."""
+    return [f"manifest: {key} is {stored.get(key)!r} in the register, {recomputed.get(key)!r} "
+            "recomputed from the design file and inputs"
+            for key in MANIFEST_CHECKED if stored.get(key) != recomputed.get(key)]
+
+
 def _joiner_key(register: Register, design: TrialDesign, key_file: Path | None,
                 differences: list[str], notes: list[str]) -> bytes | None:
     """The joiner key when given and right; else a note or a difference, and None."""
@@ -130,6 +146,8 @@ def verify_allocation(directory: Path, config: Path | None = None, pdus: Path | 
             units_digest(stored_units, unit_columns) != manifest["units_sha256"]:
         differences.append("register: the stored units (IDs, strata, covariates) differ from "
                            "those allocated")
+    differences += manifest_differences(manifest, build_manifest(
+        design_path, design, roster, units, allocation))
     differences += compare_allocations(register.table("allocation"), allocation.table)
     differences += turnover_differences(register, design, allocation.table,
                                         staff_allocation(design, roster, allocation), key)
