@@ -297,14 +297,24 @@ class Register:
         """The event log, oldest first."""
         return self.table("events").sort_values("id").reset_index(drop=True)
 
+    def sealed_digest(self, meta_keys: list[str]) -> str:
+        """The digest of the sealed contents as they are now (see `sealed_digest`)."""
+        with self._reading() as connection:
+            return sealed_digest(connection, meta_keys)
+
     def root_hash(self) -> str:
         """The chain value of the `created` event: what the seal receipt records."""
-        rows = self.query("SELECT chain FROM events WHERE kind = 'created' ORDER BY id LIMIT 1")
+        try:
+            rows = self.query("SELECT chain FROM events WHERE kind = 'created' ORDER BY id "
+                              "LIMIT 1")
+        except sqlite3.OperationalError:  # a register from before chained events
+            return ""
         return rows[0][0] if rows else ""
 
     def record_artefacts(self, directory: Path, paths: list[Path]) -> None:
         """Record the SHA-256 of files just written into the run folder."""
         with self.transaction() as connection:
+            _upgrade(connection)
             last = connection.execute("SELECT MAX(id) FROM events").fetchone()[0] or 0
             connection.executemany(
                 "INSERT OR REPLACE INTO artefacts (path, sha256, event_id, written_at) "
@@ -342,7 +352,16 @@ class Register:
                               " run `evalkit verify` on this folder") from error
 
 
+def _upgrade(connection: sqlite3.Connection) -> None:
+    """Bring a register made by an older evalkit up to the chained schema (new events only)."""
+    columns = [row[1] for row in connection.execute("PRAGMA table_info(events)")]
+    if "chain" not in columns:
+        connection.execute("ALTER TABLE events ADD COLUMN chain TEXT NOT NULL DEFAULT ''")
+    connection.execute(_SCHEMA[2].replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS"))
+
+
 def _insert_event(connection: sqlite3.Connection, kind: str, reason: str, detail: dict) -> int:
+    _upgrade(connection)
     row = connection.execute("SELECT id, chain FROM events ORDER BY id DESC LIMIT 1").fetchone()
     sequence = connection.execute(
         "SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()

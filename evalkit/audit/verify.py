@@ -114,6 +114,9 @@ def _integrity(register: Register, directory: Path, root_hash: str | None,
     differences += seal_differences(register) + receipt_differences(register, root_hash)
     changed, pending = artefact_differences(register, directory)
     notes += pending
+    if not register.root_hash():
+        notes.append("this register predates hash-chained events and file hashes: only the "
+                     "allocation itself was recomputed")
     return differences + changed
 
 
