@@ -76,7 +76,7 @@ def main() -> None:
         rows = cli_rows(run, folder, commands, repeats)
         library = [("windows (library)", lambda: run_windows(run)),
                    ("guidance (library)", lambda: run_guidance(run))]
-        if publish is not None:
+        if publish is not None and not options.quick:   # hashing every lookup code is slow
             library += [("publish (library)", lambda: publish(run)),
                         ("publish: hash every staff ID", lambda: _hash_all_staff(run))]
         rows += [Row(name, in_process(action, repeats)) for name, action in library]
