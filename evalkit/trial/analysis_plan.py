@@ -13,8 +13,10 @@ moderators = ["grade"]      # optional: exploratory arm x grade interaction (CR2
 ```
 The first model listed for an outcome type is that outcome's primary analysis; the others
 are sensitivity analyses. `hc2` on a staff-level outcome analyses its PDU means (one row
-per PDU, HC2 errors): the aggregated sensitivity analysis. Exactly one outcome is primary; the rest are secondary and their
-randomised contrasts form the Holm family.
+per PDU, HC2 errors): the aggregated sensitivity analysis. Exactly one outcome is primary;
+the rest are secondary and their randomised contrasts form the Holm family. `level = "pdu"`
+outcomes (one value per PDU) take the `pdu` model list; `moderators` add exploratory
+arm x moderator analyses outside the Holm family.
 """
 
 from __future__ import annotations
