@@ -166,6 +166,9 @@ def test_moderators_are_exploratory_interactions_outside_the_holm_family(analyse
         f"grade[{level}]" for level in levels[1:]}
     randomised = [c for c in planned.result.contrasts if c.randomised]
     assert all(c.extra["p_holm_exploratory"] >= c.p_value for c in randomised)
+    smallest = min(randomised, key=lambda c: c.p_value)
+    assert smallest.extra["p_holm_exploratory"] == pytest.approx(
+        min(1.0, len(randomised) * smallest.p_value))
     assert deviations[0]["model"] == "moderator no_such" and "not found" in deviations[0]["detail"]
 
 

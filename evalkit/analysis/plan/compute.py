@@ -161,7 +161,21 @@ def _moderators(data: PlanData, plan: AnalysisSection, outcome: OutcomeSpec,
                                          str(error)))
             continue
         found.append(PlannedModel(result, role))
+    _holm_across_moderators([planned.result for planned in found])
     return found
+
+
+def _holm_across_moderators(results: list[ModelResult]) -> None:
+    """Re-adjust every randomised interaction of one outcome's moderators as one family."""
+    family = {(i, c.arm): c.p_value for i, r in enumerate(results) for c in r.contrasts
+              if c.randomised and math.isfinite(c.p_value)}
+    if not family:
+        return
+    adjusted = holm_adjust({f"{i}|{arm}": p for (i, arm), p in family.items()})
+    for i, result in enumerate(results):
+        result.diagnostics["holm"] = "across every moderator of this outcome (exploratory)"
+        for contrast in result.contrasts:
+            contrast.extra["p_holm_exploratory"] = adjusted.get(f"{i}|{contrast.arm}")
 
 
 def _columns(data: PlanData, outcome: OutcomeSpec,
