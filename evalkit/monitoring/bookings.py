@@ -181,7 +181,7 @@ def _contacts(staff: pd.DataFrame) -> pd.DataFrame:
     heads = staff[staff["grade"] == "Head of PDU"].drop_duplicates("pdu_code")
     head_of = heads.set_index("pdu_code")["staff_id"]
     manager = staff["line_manager_id"].where(staff["line_manager_id"].isin(people.index))
-    manager = manager.fillna(staff["pdu_code"].map(head_of))
+    manager = manager.astype(object).fillna(staff["pdu_code"].map(head_of).astype(object))
     return pd.DataFrame({"staff_id": staff["staff_id"].to_numpy(),
                          "manager_id": manager.fillna("").to_numpy(),
                          "manager_name": manager.map(people["name"]).fillna("").to_numpy(),
