@@ -31,7 +31,8 @@ control = true
 [[courses]]
 name = "Practitioners"
 grades = ["PO", "PSO"]
-windows = { "Early Treatment" = ["2022-06-01", "2022-09-30"], "Control" = ["2023-04-01", "2023-07-31"] }
+windows = { "Early Treatment" = ["2022-06-01", "2022-09-30"], \
+"Control" = ["2023-04-01", "2023-07-31"] }
 """
 
 
@@ -57,7 +58,8 @@ def make_trial(folder: Path) -> Path:
     return design
 
 
-def evalkit(*args: str, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+def evalkit(*args: str, env: dict | None = None,
+            timeout: float = 60) -> subprocess.CompletedProcess:
     """Run the real `evalkit` command line in a subprocess."""
     return subprocess.run([sys.executable, "-m", "evalkit", *map(str, args)],
                           capture_output=True, text=True, timeout=timeout,
