@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from evalkit.cli.allocation import fmt_cell
-from evalkit.cli.common import console, frame_table
+from evalkit.cli.common import console, frame_table, progress_bar
 from evalkit.delivery.guidance import run_guidance
 from evalkit.delivery.lookup import lookup
 from evalkit.delivery.publish import publish
@@ -130,7 +130,8 @@ def publish_command(
 
     Example: evalkit publish outputs/seeds2 --out outputs/seeds2/site
     """
-    result = publish(directory, out, iterations=iterations)
+    with progress_bar("Hashing lookup codes", None) as advance:
+        result = publish(directory, out, iterations=iterations, on_progress=advance)
     staff = f", {result.staff_entries} lookup codes (hashed)" if result.staff_entries else ""
     console.print(f"wrote {result.path} ({result.size_bytes / 1024:.0f} KiB; "
                   f"{result.pdus} PDUs{staff})")

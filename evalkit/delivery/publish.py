@@ -14,6 +14,7 @@ import hashlib
 import os
 import re
 import secrets
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -139,15 +140,23 @@ def _search_text(name: str, code: str) -> str:
     return re.sub(r"[^a-z0-9]+", " ", f"{name} {code}".lower()).strip()
 
 
-def hash_codes(codes: list[str], salt: bytes, iterations: int) -> list[str]:
-    """`lookup_digest` of many codes, on every core (hashlib releases the GIL)."""
+def hash_codes(codes: list[str], salt: bytes, iterations: int,
+                on_progress: Callable[[int], None] | None = None) -> list[str]:
+    """`lookup_digest` of many codes, on every core (hashlib releases the GIL); calls
+    `on_progress(n)` as each code is hashed, so a long first publish shows a progress bar."""
     digest = partial(lookup_digest, salt=salt, iterations=iterations)
+    results = []
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        return list(pool.map(digest, codes, chunksize=16))
+        for value in pool.map(digest, codes, chunksize=16):
+            results.append(value)
+            if on_progress is not None:
+                on_progress(1)
+    return results
 
 
 def lookup_codes_for(staff_ids: pd.Series, previous: LookupCodes | None = None,
-                     iterations: int = DEFAULT_ITERATIONS) -> LookupCodes:
+                     iterations: int = DEFAULT_ITERATIONS,
+                     on_progress: Callable[[int], None] | None = None) -> LookupCodes:
     """Keep everyone's code (and hash, unless the rounds changed); fresh codes for the rest."""
     salt = previous.salt if previous else secrets.token_bytes(SALT_BYTES)
     table = previous.table if previous else pd.DataFrame(columns=["staff_id", "code", "digest"])
@@ -159,7 +168,8 @@ def lookup_codes_for(staff_ids: pd.Series, previous: LookupCodes | None = None,
     table = pd.concat([table, fresh], ignore_index=True).astype(str)
     stale = (table["digest"] == "") if previous and previous.iterations == iterations \
         else pd.Series(True, index=table.index)
-    table.loc[stale, "digest"] = hash_codes(list(table.loc[stale, "code"]), salt, iterations)
+    table.loc[stale, "digest"] = hash_codes(list(table.loc[stale, "code"]), salt, iterations,
+                                               on_progress)
     return LookupCodes(salt, iterations, table.reset_index(drop=True))
 
 
@@ -251,8 +261,8 @@ def mail_merge_codes(staff: pd.DataFrame, codes: LookupCodes) -> pd.DataFrame:
     return merged.fillna("")
 
 
-def publish(directory: Path, out: Path | None = None,
-            iterations: int | None = None) -> PublishResult:
+def publish(directory: Path, out: Path | None = None, iterations: int | None = None,
+            on_progress: Callable[[int], None] | None = None) -> PublishResult:
     """Write the lookup page for the allocation in `directory` and log a `published` event.
 
     Staff-level designs: everyone gets a lookup code once (kept in the register, written to
@@ -265,7 +275,7 @@ def publish(directory: Path, out: Path | None = None,
     if design.trial.unit == "staff":
         previous = stored_lookup_codes(register)
         rounds = iterations or (previous.iterations if previous else DEFAULT_ITERATIONS)
-        codes = lookup_codes_for(staff["staff_id"], previous, rounds)
+        codes = lookup_codes_for(staff["staff_id"], previous, rounds, on_progress)
         new_codes = len(codes.table) - (len(previous.table) if previous else 0)
         _store_lookup_codes(register, codes)
         codes_file = write_csv(Path(directory) / CODES_FILE, mail_merge_codes(staff, codes))
