@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -24,9 +24,11 @@ from scipy import optimize
 from evalkit.analysis.data import AnalysisColumns, AnalysisInputError, build_design
 from evalkit.analysis.mixed import (
     SINGULAR_THETA,
+    ClusterSums,
     GlsPieces,
     SatterthwaiteParts,
     check_identifiable,
+    cluster_sums,
     hessian_warnings,
     numerical_hessian,
     numerical_jacobian,
@@ -38,34 +40,18 @@ from evalkit.analysis.results import ModelResult, make_contrast
 
 
 @dataclass
-class PodSums:
-    """Per-POD sums, the POD -> PDU map and overall cross-products."""
+class PodSums(ClusterSums):
+    """ClusterSums with PODs as the clusters, plus the PDU each POD belongs to."""
 
-    sizes: np.ndarray       # m_k per POD
-    pdu_of_pod: np.ndarray  # PDU code of each POD
-    X_sums: np.ndarray      # K x p
-    y_sums: np.ndarray      # K
-    XtX: np.ndarray
-    Xty: np.ndarray
-    yty: float
-
-    @property
-    def n(self) -> int:
-        return int(self.sizes.sum())
-
-    @property
-    def p(self) -> int:
-        return int(self.XtX.shape[0])
+    pdu_of_pod: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
 
 
 def pod_sums(y: np.ndarray, X: np.ndarray, pod: np.ndarray, pdu_of_pod: np.ndarray) -> PodSums:
-    """Sufficient statistics for the nested model, computed once."""
-    n_pods = int(pod.max()) + 1
-    X_sums = np.zeros((n_pods, X.shape[1]))
-    np.add.at(X_sums, pod, X)
-    return PodSums(np.bincount(pod, minlength=n_pods).astype(float), pdu_of_pod, X_sums,
-                   np.bincount(pod, weights=y, minlength=n_pods), X.T @ X, X.T @ y,
-                   float(y @ y))
+    """Sufficient statistics for the nested model, computed once: per-POD sums and the
+    POD -> PDU map."""
+    sums = cluster_sums(y, X, pod)
+    return PodSums(sizes=sums.sizes, X_sums=sums.X_sums, y_sums=sums.y_sums, XtX=sums.XtX,
+                   Xty=sums.Xty, yty=sums.yty, pdu_of_pod=pdu_of_pod)
 
 
 def nested_gls(sums: PodSums, theta_pod: float, theta_pdu: float, sigma2: float) -> GlsPieces:
