@@ -219,9 +219,10 @@ def _write_outputs(directory: Path, design: TrialDesign, units: pd.DataFrame,
     clean_dead_staging(directory.parent)
     staging = Path(tempfile.mkdtemp(prefix=staging_prefix(directory), dir=directory.parent))
     try:
+        stored_units = register_units(design, units)
         register = Register.create(
             staging / REGISTER_FILE,
-            {"units": register_units(design, units), "allocation": allocation.table,
+            {"units": stored_units, "allocation": allocation.table,
              "staff_allocation": staff_table,
              **joiner_tables(design, allocation.table, key)},
             {"design": design.model_dump(mode="json"), "manifest": manifest,
@@ -229,7 +230,8 @@ def _write_outputs(directory: Path, design: TrialDesign, units: pd.DataFrame,
         )
         kill_point("assign:registered")
         files = export_allocation(register, staging, stored={
-            "allocation": allocation.table, "staff_allocation": staff_table})
+            "allocation": allocation.table, "staff_allocation": staff_table,
+            "units": stored_units})
         files["receipt"] = write_text(staging / RECEIPT_FILE,
                                       seal_receipt(manifest, design, register.root_hash()))
         register.record_artefacts(staging, list(files.values()))
