@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from evalkit.allocation.assign import AssignResult, run_assign
-from evalkit.allocation.exports import XLSX_ROW_LIMIT
-from evalkit.allocation.keys import readable_by_others
 from evalkit.cli.common import console, progress_bar
+
+if TYPE_CHECKING:
+    from evalkit.allocation.assign import AssignResult
+
 
 PdusOption = Annotated[Path | None, typer.Option(
     "--pdus", help="PDU roster (CSV or XLSX; book.xlsx#Sheet picks one sheet).")]
@@ -33,6 +34,8 @@ def assign(
 
     Example: evalkit assign configs/seeds2.toml --out outputs/seeds2
     """
+    from evalkit.allocation.assign import run_assign
+
     with progress_bar("Drawing allocations", None) as advance:
         result = run_assign(config, out=out, pdus=pdus, staff=staff, on_progress=advance,
                             key_file=key_file)
@@ -52,6 +55,8 @@ def assign(
 
 def print_key_instructions(key_file: Path, created: bool) -> None:
     """Where the joiner key is, and where it must (not) be kept."""
+    from evalkit.allocation.keys import readable_by_others
+
     verb = "created" if created else "used"
     console.print(
         f"[bold]Joiner key {verb}: {key_file}[/] (readable by you only).\n"
@@ -66,6 +71,8 @@ def print_key_instructions(key_file: Path, created: bool) -> None:
 
 def print_assign_summary(result: AssignResult) -> None:
     """Counts per stratum x group, balance, and where the files went."""
+    from evalkit.allocation.exports import XLSX_ROW_LIMIT
+
     table = result.allocation.table
     strata = result.manifest["strata"]
     groups = list(dict.fromkeys(result.manifest["totals"]))

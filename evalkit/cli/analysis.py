@@ -12,7 +12,6 @@ from rich.table import Table
 
 from evalkit.cli.common import console
 from evalkit.errors import InputError
-from evalkit.io.files import write_text
 
 if TYPE_CHECKING:
     from evalkit.analysis.results import ModelResult
@@ -100,6 +99,7 @@ def _one_model(data: Path, spec: AnalyseSpec, where: list[str],
                json_out: Path | None) -> None:
     """Load, filter, fit, print and (optionally) write one model's result."""
     from evalkit.analysis.run import analyse_frame, jsonable, load_analysis_table
+    from evalkit.io.files import write_text
 
     spec.validate()
     loaded = load_analysis_table(data, spec, where=where)

@@ -7,8 +7,6 @@ from typing import Annotated
 
 import typer
 
-from evalkit.audit.refresh import refresh
-from evalkit.audit.verify import verify_allocation
 from evalkit.cli.allocation import KeyFileOption, PdusOption, StaffOption
 from evalkit.cli.common import console
 
@@ -32,6 +30,8 @@ def verify(
 
     Example: evalkit verify outputs/seeds2 --receipt ~/seeds2-receipt.txt
     """
+    from evalkit.audit.verify import verify_allocation
+
     report = verify_allocation(directory, config=config, pdus=pdus, staff=staff,
                                key_file=key_file, receipt=receipt, root_hash=root_hash)
     for line in report.notes:
@@ -55,6 +55,8 @@ def refresh_command(
 
     Example: evalkit refresh outputs/seeds2
     """
+    from evalkit.audit.refresh import refresh
+
     files = refresh(directory)
     console.print(f"rebuilt {len(files)} file(s) from the register:")
     for path in files.values():

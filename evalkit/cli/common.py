@@ -15,7 +15,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from evalkit.errors import EvalkitError
-from evalkit.io.files import InputNote
 
 console = Console()
 error_console = Console(stderr=True)
@@ -48,6 +47,8 @@ def handle_errors(command: F) -> F:
 @contextmanager
 def _printing_input_notes() -> Iterator[None]:
     """Print each InputNote (e.g. 'read as Windows-1252') as a note on stderr, as it happens."""
+    from evalkit.io.files import InputNote
+
     previous = warnings.showwarning
 
     def show(message, category, *args: Any, **kwargs: Any) -> None:

@@ -4,18 +4,17 @@ risk, the staff lookup page."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
 from rich.table import Table
 
 from evalkit.cli.allocation import fmt_cell
 from evalkit.cli.common import console, frame_table, progress_bar
-from evalkit.delivery.guidance import run_guidance
-from evalkit.delivery.lookup import lookup
-from evalkit.delivery.publish import publish
-from evalkit.delivery.windows import run_windows
+
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 RunFolder = Annotated[Path, typer.Argument(help="Output folder holding register.sqlite.")]
 TemplatesOption = Annotated[Path | None, typer.Option(
@@ -35,6 +34,8 @@ def windows(directory: RunFolder, templates: TemplatesOption = None) -> None:
 
     Example: evalkit windows outputs/seeds2
     """
+    from evalkit.delivery.windows import run_windows
+
     plan, files = run_windows(directory, templates=templates)
     counts = plan.rows.assign(course=plan.rows["course"].replace("", "(no course)"))
     summary = counts.groupby(["course", "group"]).size().unstack(fill_value=0)
@@ -64,6 +65,8 @@ def guidance(directory: RunFolder, templates: TemplatesOption = None) -> None:
 
     Example: evalkit guidance outputs/seeds2 --templates configs/templates
     """
+    from evalkit.delivery.guidance import run_guidance
+
     plan, files = run_guidance(directory, templates=templates)
     report = plan.report
     levels = report.by_pdu["risk"].value_counts()
@@ -96,6 +99,8 @@ def lookup_command(
 
     Example: evalkit lookup outputs/seeds2 N55YRK
     """
+    from evalkit.delivery.lookup import lookup
+
     result = lookup(directory, query)
     rows = result.rows
     if len(rows) == 1:
@@ -130,6 +135,8 @@ def publish_command(
 
     Example: evalkit publish outputs/seeds2 --out outputs/seeds2/site
     """
+    from evalkit.delivery.publish import publish
+
     with progress_bar("Hashing lookup codes", None) as advance:
         result = publish(directory, out, iterations=iterations, on_progress=advance)
     staff = f", {result.staff_entries} lookup codes (hashed)" if result.staff_entries else ""

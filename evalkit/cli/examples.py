@@ -7,11 +7,8 @@ from typing import Annotated
 
 import typer
 
-from evalkit.audit.certificate import write_certificate
-from evalkit.audit.index_page import write_index
 from evalkit.cli.allocation import print_assign_summary
 from evalkit.cli.common import console, progress_bar
-from evalkit.examples.roster import write_example
 
 
 def example(
@@ -30,6 +27,8 @@ def example(
 
     Example: evalkit example configs/example
     """
+    from evalkit.examples.roster import write_example
+
     paths = write_example(directory, seed=seed)
     for name, path in paths.items():
         console.print(f"wrote {name}: {path}")
@@ -59,6 +58,8 @@ def demo(
 
     Example: evalkit demo outputs
     """
+    from evalkit.audit.certificate import write_certificate
+    from evalkit.audit.index_page import write_index
     from evalkit.examples.demo import PACKAGED_DESIGN, STEPS, run_demo
 
     with progress_bar("evalkit demo", len(STEPS)) as advance:

@@ -12,15 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
-import pandas as pd
 import typer
 
-from evalkit.audit.certificate import write_certificate
-from evalkit.audit.index_page import INDEX_FILE, INDEX_MARKER, write_index
-from evalkit.audit.log import write_event_log
 from evalkit.cli.common import console, error_console, frame_table
 from evalkit.errors import EvalkitError
-from evalkit.register import is_sealed
 
 RunDirectory = Annotated[Path, typer.Argument(help="Output folder holding register.sqlite.")]
 # Which argument names the run folder, for each command that changes one.
@@ -43,6 +38,10 @@ def log(
 
     Example: evalkit log outputs/seeds2
     """
+    import pandas as pd
+
+    from evalkit.audit.log import write_event_log
+
     events, files = write_event_log(directory)
     shown = events if limit is None else events.tail(limit)
     table = pd.DataFrame({
@@ -65,6 +64,8 @@ def certificate(directory: RunDirectory) -> None:
 
     Example: evalkit certificate outputs/seeds2
     """
+    from evalkit.audit.certificate import write_certificate
+
     console.print(f"wrote {write_certificate(directory)}")
 
 
@@ -84,6 +85,10 @@ def _run_folder(name: str, arguments: dict[str, Any]) -> Path | None:
 def refresh_front_door(name: str, folder: Path | None,
                        started: float | None = None) -> Path | None:
     """Rebuild index.html (and the certificate after verify) in a sealed run folder."""
+    from evalkit.audit.certificate import write_certificate
+    from evalkit.audit.index_page import INDEX_FILE, INDEX_MARKER, write_index
+    from evalkit.register import is_sealed
+
     if folder is None or not is_sealed(folder):
         return None
     try:

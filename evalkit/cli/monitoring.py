@@ -10,8 +10,6 @@ import typer
 
 from evalkit.cli.common import console, frame_table
 from evalkit.errors import InputError
-from evalkit.monitoring.bookings import parse_column_map, parse_status_map
-from evalkit.monitoring.report import run_monitor
 
 
 def _as_of(text: str | None) -> dt.date | None:
@@ -46,6 +44,9 @@ def monitor(
     Example: evalkit monitor outputs/seeds2 --bookings mylearning.csv --map-column "staff_id=ID"
     --map-status Enrolled=booked
     """
+    from evalkit.monitoring.bookings import parse_column_map, parse_status_map
+    from evalkit.monitoring.report import run_monitor
+
     result = run_monitor(directory, bookings, parse_column_map(map_column or []), _as_of(as_of),
                          parse_status_map(map_status or []))
     monitoring = result.monitoring

@@ -10,10 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from evalkit.audit.refresh import refresh
 from evalkit.cli.common import error_console
 from evalkit.io.runfolder import kill_point, set_command
-from evalkit.register import register_path, writing
 
 WRITERS = {"windows", "guidance", "publish", "enrol", "transfer", "monitor", "refresh", "log",
            "certificate", "verify"}
@@ -26,6 +24,9 @@ def locked(name: str, command: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from evalkit.audit.refresh import refresh  # imported per run, not for --help
+        from evalkit.register import register_path, writing
+
         set_command(" ".join(["evalkit", *sys.argv[1:]]))
         folder = kwargs.get("directory")
         if folder is None or not register_path(folder).exists() or not _writable(Path(folder)):
@@ -46,4 +47,6 @@ def locked(name: str, command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _writable(folder: Path) -> bool:
+    from evalkit.register import register_path
+
     return os.access(folder, os.W_OK) and os.access(register_path(folder), os.W_OK)

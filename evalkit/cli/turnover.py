@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
 from evalkit.cli.allocation import KeyFileOption
 from evalkit.cli.common import console, frame_table
-from evalkit.delivery.windows import closed_window_warnings
-from evalkit.turnover.events import TurnoverResult, enrol, transfer
+
+if TYPE_CHECKING:
+    from evalkit.turnover.events import TurnoverResult
+
 
 RunDirectory = Annotated[Path, typer.Argument(help="Output folder holding register.sqlite.")]
 ReasonOption = Annotated[str, typer.Option("--reason", help="Why: recorded in the event log.")]
@@ -39,6 +41,9 @@ def enrol_command(
 
     Example: evalkit enrol outputs/seeds2 --staff new_starters.csv [--key-file ~/trial.key]
     """
+    from evalkit.delivery.windows import closed_window_warnings
+    from evalkit.turnover.events import enrol
+
     result = enrol(directory, staff, reason=reason, key_file=key_file)
     _print_result(f"{len(result.rows)} new starter(s) enrolled", result)
     for line in closed_window_warnings(result.rows):  # late joiners: their window has closed
@@ -57,6 +62,8 @@ def transfer_command(
 
     Example: evalkit transfer outputs/seeds2 --staff-id S000123 --to-pdu N55YRK --reason move
     """
+    from evalkit.turnover.events import transfer
+
     result = transfer(directory, staff_id, to_pdu, reason=reason)
     _print_result("Transferred (group unchanged; flagged for the contamination report)", result)
 
