@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 from evalkit.cli import app
 from evalkit.delivery.contamination import KINDS
-from evalkit.delivery.guidance import markdown_blocks, run_guidance
+from evalkit.delivery.guidance import run_guidance
+from evalkit.delivery.guidance_text import markdown_blocks
 from evalkit.register import Register
 from tests.delivery_helpers import staff_level_run
 

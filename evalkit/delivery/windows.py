@@ -17,7 +17,7 @@ from evalkit.delivery.capacity import (
     session_notes,
     weekly_share,
 )
-from evalkit.delivery.guidance import GuidanceTemplates, render_group_guidance
+from evalkit.delivery.guidance_text import GuidanceTemplates, render_group_guidance
 from evalkit.delivery.instructions import day_text, no_course_instruction, window_instruction
 from evalkit.errors import ConfigError
 from evalkit.io.files import write_csv, write_folder
