@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from evalkit.cli.common import console
+from evalkit.cli.common import console, progress_bar
 from evalkit.errors import InputError
 
 if TYPE_CHECKING:
@@ -121,8 +121,8 @@ def _run_plan(register: Path, outcomes: Path | None, out: Path | None,
 
     if outcomes is None:
         raise InputError("--register needs --outcomes FILE (staff_id plus outcome columns)")
-    with console.status("Running the pre-specified analysis plan"):
-        result = run_plan(register, outcomes, out=out, plan_file=plan)
+    with progress_bar("Fitting the pre-specified models", None) as advance:
+        result = run_plan(register, outcomes, out=out, plan_file=plan, on_progress=advance)
     for model_result in result.model_results:
         print_result(model_result)
     for deviation in result.deviations:

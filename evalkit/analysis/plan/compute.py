@@ -10,6 +10,7 @@ The result type lives in `result`, writing the files in `outputs`, the whole run
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +50,8 @@ from evalkit.trial.analysis_plan import AnalysisSection, OutcomeSpec
 from evalkit.trial.design import load_design
 
 
-def compute_plan(register: Register, outcomes_path: Path,
-                 plan_file: Path | None = None) -> PlanResult:
+def compute_plan(register: Register, outcomes_path: Path, plan_file: Path | None = None,
+                 on_progress: Callable[[int], None] | None = None) -> PlanResult:
     """Fit every planned model and summary; no files written.
 
     The plan is the sealed design's [analysis] section, or that of `plan_file` (a design
@@ -78,6 +79,8 @@ def compute_plan(register: Register, outcomes_path: Path,
                 role = ResultRole("primary" if outcome.primary else "secondary",
                                   "primary" if position == 0 else "sensitivity", outcome.level)
                 models.append(PlannedModel(result, role))
+            if on_progress is not None:
+                on_progress(1)
         models += _moderators(data, plan, outcome, deviations)
     if data.non_randomised:
         notes.append(f"{', '.join(data.non_randomised)} was allocated on purpose "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from evalkit.analysis.plan.compute import compute_plan
@@ -11,10 +12,11 @@ from evalkit.register import Register
 
 
 def run_plan(register_dir: Path, outcomes_path: Path, out: Path | None = None,
-             plan_file: Path | None = None) -> PlanResult:
+             plan_file: Path | None = None,
+             on_progress: Callable[[int], None] | None = None) -> PlanResult:
     """Compute the plan, write results.json/xlsx and report.html, record an `analysed` event."""
     register = Register.open(register_dir)
-    result = compute_plan(register, outcomes_path, plan_file)
+    result = compute_plan(register, outcomes_path, plan_file, on_progress)
     out = Path(out) if out is not None else Path(register_dir) / "analysis"
     result.files = write_plan_outputs(result, out, outcomes_path)
     register.append_event("analysed", detail={
