@@ -33,6 +33,7 @@ def results_document(result: PlanResult, outcomes_path: Path, generated: str) ->
         "balance": _records(result.balance),
         "deviations": result.deviations,
         "notes": result.notes,
+        "mdes": result.mdes,
     })
 
 

@@ -10,6 +10,7 @@ import pandas as pd
 from markupsafe import Markup
 
 from evalkit.analysis.plan.labels import humanise, model_label, outcome_label
+from evalkit.analysis.plan.mdes import sample_size_paragraph
 from evalkit.analysis.plan.plots import forest_plot, icc_plot
 from evalkit.analysis.plan.result import PlanResult
 from evalkit.io.html import package_environment
@@ -124,6 +125,15 @@ def secondary_lines(result: PlanResult) -> list[dict[str, Any]]:
     return lines
 
 
+def mdes_rows(mdes: dict | None) -> list[dict]:
+    """One row per contrast: MDES for the allocation drawn and with the observed ICC."""
+    if mdes is None:
+        return []
+    drawn = (mdes.get("at_randomisation") or {}).get("mdes", {})
+    return [{"contrast": contrast, "randomisation": drawn.get(contrast), "analysis": value}
+            for contrast, value in mdes["at_analysis"]["mdes"].items()]
+
+
 def render_report(result: PlanResult, generated: str) -> str:
     """The whole report as one HTML string (inline CSS and SVG; no external resources)."""
     models = [{"result": m.result, "role": m.role, "joint": m.result.joint_test or {}}
@@ -140,5 +150,8 @@ def render_report(result: PlanResult, generated: str) -> str:
         "forest_svg": Markup(forest_plot(result.effect_sizes))
         if not result.effect_sizes.empty else "",
         "icc_svg": Markup(icc_plot(result.iccs)) if "icc" in result.iccs else "",
+        "mdes": mdes_rows(result.mdes),
+        "mdes_paragraph": "" if result.mdes is None else sample_size_paragraph(
+            result.mdes, result.mdes["assumed"]["alpha"], result.mdes["assumed"]["power"]),
     }
     return _environment().get_template("report.html.j2").render(**context)

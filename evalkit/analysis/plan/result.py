@@ -59,6 +59,7 @@ class PlanResult:
     notes: list[str]
     holm: dict[str, float]
     files: dict[str, Path] = field(default_factory=dict)
+    mdes: dict[str, Any] | None = None  # EEF's MDES moments, when [analysis.power] is set
 
     @property
     def model_results(self) -> list[ModelResult]:

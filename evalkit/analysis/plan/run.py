@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from evalkit.analysis.plan.compute import compute_plan
+from evalkit.analysis.plan.mdes import mdes_moments
 from evalkit.analysis.plan.outputs import write_plan_outputs
 from evalkit.analysis.plan.result import PlanResult
 from evalkit.register import Register
@@ -17,6 +18,10 @@ def run_plan(register_dir: Path, outcomes_path: Path, out: Path | None = None,
     """Compute the plan, write results.json/xlsx and report.html, record an `analysed` event."""
     register = Register.open(register_dir)
     result = compute_plan(register, outcomes_path, plan_file, on_progress)
+    primary = next((m.result.outcome for m in result.models
+                    if m.role.outcome_role == "primary"), None)
+    if primary is not None:
+        result.mdes = mdes_moments(Path(register_dir), result.iccs, result.attrition, primary)
     out = Path(out) if out is not None else Path(register_dir) / "analysis"
     result.files = write_plan_outputs(result, out, outcomes_path)
     register.append_event("analysed", detail={
