@@ -45,7 +45,7 @@ def test_national_allocation_outputs(national_run):
     assert set(balance["group"]) == {"Early Adopter", "Treatment", "Control"}
     assert balance["staff"].sum() == in_trial.shape[0]
     workbook = load_workbook(folder / "allocation.xlsx", read_only=True)
-    assert workbook.sheetnames == ["allocation", "staff", "balance"]
+    assert workbook.sheetnames == ["About", "Allocation", "Staff", "Balance"]
 
 
 def test_manifest_records_what_verify_needs(national_run, example_files):
@@ -131,7 +131,7 @@ def test_formula_like_text_is_written_as_text(tmp_path):
     assert runner.invoke(app, ["assign", str(design), "--out", str(out)]).exit_code == 0
     text = (out / "staff_allocation.csv").read_text()
     assert "'=HYPERLINK" in text and "'@SUM(A1)" in text
-    sheet = load_workbook(out / "allocation.xlsx")["staff"]
+    sheet = load_workbook(out / "allocation.xlsx")["Staff"]
     cells = [c for row in sheet.iter_rows() for c in row if isinstance(c.value, str)
              and "HYPERLINK" in c.value]
     assert cells and all(c.data_type == "s" for c in cells)

@@ -37,7 +37,8 @@ def test_writes_json_xlsx_and_html(analysed_run, document):
     out = analysed_run["out"]
     assert {p.name for p in out.iterdir()} >= {"results.json", "results.xlsx", "report.html"}
     sheets = load_workbook(out / "results.xlsx", read_only=True).sheetnames
-    assert {"contrasts", "effect_sizes", "iccs", "attrition", "consort"} <= set(sheets)
+    assert sheets[0] == "About"
+    assert {"Contrasts", "Effect sizes", "ICCs", "Attrition", "CONSORT"} <= set(sheets)
     planned = {(o["name"], m) for o in [{"name": "supervision_quality"}] for m in
                ("mixed", "cr2", "ri")} | {("retained", "gee"), ("sickness_days", "gee")}
     assert {(m["outcome"], m["model"]) for m in document["models"]} == planned

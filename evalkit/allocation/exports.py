@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from evalkit.allocation.about import workbook_about
 from evalkit.allocation.balance import balance_table
 from evalkit.io.files import write_csv, write_text
-from evalkit.io.xlsx import write_xlsx
+from evalkit.io.xlsx import write_workbook
 from evalkit.register import Register
 
 XLSX_ROW_LIMIT = 200_000  # beyond this a workbook is slow to write and to open: CSV only
@@ -76,7 +77,9 @@ def export_allocation(register: Register, directory: Path,
                                json.dumps(register.manifest, indent=2, sort_keys=True) + "\n"),
     }
     if max(len(allocation), len(staff)) <= XLSX_ROW_LIMIT:
-        paths["xlsx"] = write_xlsx(directory / "allocation.xlsx",
-                                   {"allocation": allocation, "staff": staff, "balance": balance})
+        paths["xlsx"] = write_workbook(
+            directory / "allocation.xlsx",
+            {"allocation": allocation, "staff": staff, "balance": balance},
+            about=workbook_about(register, "the sealed allocation: units, staff, balance"))
     register.append_event("exported", detail={"files": sorted(p.name for p in paths.values())})
     return paths

@@ -62,7 +62,8 @@ _WORDS = {"id": "ID", "pdu": "PDU", "pdus": "PDUs", "spo": "SPO", "po": "PO", "p
           "se": "SE", "pod": "POD", "sha256": "SHA-256",
           "cace": "CACE", "eef": "EEF", "url": "URL", "csv": "CSV", "xlsx": "XLSX"}
 _LABELS = {"p_value": "p-value", "df": "df", "n_obs": "Observations",
-           "n_clusters": "Clusters", "sha256": "SHA-256"}
+           "n_clusters": "Clusters", "sha256": "SHA-256", "iccs": "ICCs", "icc": "ICC",
+           "consort": "CONSORT", "cace": "CACE", "smd": "SMD"}
 _PREFIXES = {"p": "Probability of", "n": "Number of"}
 _ISO_DATE = r"\d{4}-\d{2}-\d{2}"
 

@@ -12,7 +12,7 @@ from evalkit.analysis.plan.report import render_report
 from evalkit.analysis.plan.result import PlanResult
 from evalkit.analysis.run import jsonable
 from evalkit.io.files import sha256_file, write_text
-from evalkit.io.xlsx import write_xlsx
+from evalkit.io.xlsx import write_workbook, write_xlsx
 from evalkit.register import now_utc
 
 
@@ -55,14 +55,18 @@ def workbook_sheets(result: PlanResult) -> dict[str, pd.DataFrame]:
     }
 
 
-def write_plan_outputs(result: PlanResult, out: Path, outcomes_path: Path) -> dict[str, Path]:
-    """Write the three result files atomically into `out`; return their paths."""
+def write_plan_outputs(result: PlanResult, out: Path, outcomes_path: Path,
+                       about: dict[str, Any] | None = None) -> dict[str, Path]:
+    """Write the three result files atomically into `out`; return their paths. With `about`
+    (what the workbook comes from) results.xlsx is a workbook for people: an About sheet,
+    readable headers, rounded numbers."""
     out = Path(out)
     generated = now_utc()
     document = results_document(result, Path(outcomes_path), generated)
     html = render_report(result, generated)
     return {
         "json": write_text(out / "results.json", json.dumps(document, indent=2) + "\n"),
-        "xlsx": write_xlsx(out / "results.xlsx", workbook_sheets(result)),
+        "xlsx": (write_xlsx(out / "results.xlsx", workbook_sheets(result)) if about is None
+                 else write_workbook(out / "results.xlsx", workbook_sheets(result), about=about)),
         "html": write_text(out / "report.html", html),
     }

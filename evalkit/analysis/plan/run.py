@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from evalkit.allocation.about import workbook_about
 from evalkit.analysis.plan.compute import compute_plan
 from evalkit.analysis.plan.mdes import mdes_moments
 from evalkit.analysis.plan.outputs import write_plan_outputs
@@ -23,7 +24,8 @@ def run_plan(register_dir: Path, outcomes_path: Path, out: Path | None = None,
     if primary is not None:
         result.mdes = mdes_moments(Path(register_dir), result.iccs, result.attrition, primary)
     out = Path(out) if out is not None else Path(register_dir) / "analysis"
-    result.files = write_plan_outputs(result, out, outcomes_path)
+    about = workbook_about(register, "results of the pre-specified analysis plan")
+    result.files = write_plan_outputs(result, out, outcomes_path, about)
     register.append_event("analysed", detail={
         "outcomes_file": str(outcomes_path), "files": sorted(p.name for p in result.files.values()),
         "deviations": len(result.deviations),
