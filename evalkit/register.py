@@ -38,6 +38,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from evalkit.errors import CheckFailed, EvalkitError
@@ -149,11 +150,20 @@ def _write_frame(connection: sqlite3.Connection, name: str, frame: pd.DataFrame)
     """(Re)create table `name` from a frame inside the current transaction (pandas' schema)."""
     connection.execute(f'DROP TABLE IF EXISTS "{name}"')
     connection.execute(pd.io.sql.get_schema(frame, name))
-    clean = frame.astype(object).where(frame.notna(), None)
     marks = ", ".join("?" * len(frame.columns))
-    connection.executemany(f'INSERT INTO "{name}" VALUES ({marks})',
-                           [tuple(_plain(v) for v in row)
-                            for row in clean.itertuples(index=False, name=None)])
+    columns = [_sql_values(frame.iloc[:, i]) for i in range(frame.shape[1])]
+    connection.executemany(f'INSERT INTO "{name}" VALUES ({marks})', zip(*columns, strict=True))
+
+
+def _sql_values(series: pd.Series) -> list[Any]:
+    """A column as the plain Python values SQLite stores, missing values as None: numeric
+    numpy columns in one `tolist` (no per-cell calls), anything else cell by cell."""
+    if isinstance(series.dtype, np.dtype) and series.dtype.kind in "iub":
+        return series.tolist()
+    if isinstance(series.dtype, np.dtype) and series.dtype.kind == "f":
+        return [None if value != value else value for value in series.tolist()]
+    clean = series.astype(object).where(series.notna(), None)
+    return [_plain(value) for value in clean.tolist()]
 
 
 def _plain(value: Any) -> Any:
