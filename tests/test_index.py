@@ -96,19 +96,11 @@ def test_the_packaged_design_is_the_repository_one() -> None:
 
 @pytest.mark.slow
 def test_the_front_door_fits_a_phone(run: Path) -> None:
-    from webdriver import Browser, find_browser
+    from webdriver import running_browser
 
-    chromium, chromedriver = find_browser()
-    if not (chromium and chromedriver):
-        if os.environ.get("CI"):
-            pytest.fail("CI is set but chromium/chromedriver are not installed")
-        pytest.skip("chromium or chromedriver not installed")
-    browser = Browser(chromium, chromedriver)
-    try:
+    with running_browser() as browser:
         browser.command("POST", "/window/rect", {"width": 390, "height": 900})
         browser.get((run / "index.html").as_uri())
         width = browser.execute("return window.innerWidth")
         overflow = browser.execute("return document.documentElement.scrollWidth")
         assert width <= 400 and overflow <= width, f"page is {overflow} px wide at {width} px"
-    finally:
-        browser.quit()

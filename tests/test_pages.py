@@ -7,14 +7,13 @@ Browser checks run in headless Chromium (tests/webdriver.py) at phone (390 px) a
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from webdriver import Browser, find_browser
+from webdriver import Browser, running_browser
 
 from evalkit.delivery.publish import publish
 from evalkit.examples.bookings import write_example_bookings
@@ -85,15 +84,8 @@ def test_yes_no_replaces_python_booleans():
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    chromium, chromedriver = find_browser()
-    if not (chromium and chromedriver):
-        reason = "chromium or chromedriver not installed"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set but {reason}: browser tests must run in CI")
-        pytest.skip(reason)
-    driver = Browser(chromium, chromedriver)
-    yield driver
-    driver.quit()
+    with running_browser() as driver:
+        yield driver
 
 
 @pytest.fixture(scope="module")

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from webdriver import Browser, find_browser
+from webdriver import Browser, running_browser
 
 from evalkit.delivery.publish import (
     DEFAULT_ITERATIONS,
@@ -24,16 +23,8 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    chromium, chromedriver = find_browser()
-    if not (chromium and chromedriver):
-        missing = "chromium" if not chromium else "chromedriver"
-        reason = f"{missing} not installed (apt-get install chromium chromium-driver)"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set but {reason}: browser tests must run in CI")
-        pytest.skip(reason)
-    driver = Browser(chromium, chromedriver)
-    yield driver
-    driver.quit()
+    with running_browser() as driver:
+        yield driver
 
 
 def _published(run, tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:

@@ -7,7 +7,9 @@ read text and attributes, run a script, take a screenshot.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -15,6 +17,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -174,3 +177,23 @@ class Browser:
         except subprocess.TimeoutExpired:
             self.process.kill()
         shutil.rmtree(self.profile, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running_browser() -> Iterator[Browser]:
+    """A headless Chromium for one test or fixture: skipped where it is not installed, a
+    failure when CI is set (browser tests must run in CI), always quit afterwards."""
+    import pytest
+
+    chromium, chromedriver = find_browser()
+    if not (chromium and chromedriver):
+        missing = "chromium" if not chromium else "chromedriver"
+        reason = f"{missing} not installed (apt-get install chromium chromium-driver)"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set but {reason}: browser tests must run in CI")
+        pytest.skip(reason)
+    driver = Browser(chromium, chromedriver)
+    try:
+        yield driver
+    finally:
+        driver.quit()
