@@ -11,14 +11,17 @@ R² and attrition.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from evalkit.power.analytic import Assumptions
-from evalkit.power.design_inputs import register_cluster_table
-from evalkit.power.job import PowerReport, report_for_table
-from evalkit.power.report import write_power_outputs
 from evalkit.register import Register
 from evalkit.trial.design import TrialDesign
+
+if TYPE_CHECKING:
+    from evalkit.power.analytic import Assumptions
+    from evalkit.power.job import PowerReport
+
+# The power modules (scipy, matplotlib) are imported only when a design asks for power, so
+# every `assign` of a design without [analysis.power] does not pay for them.
 
 META_KEY = "power_at_randomisation"
 
@@ -28,6 +31,8 @@ def design_assumptions(design: TrialDesign) -> Assumptions | None:
     section = design.analysis.power
     if section is None:
         return None
+    from evalkit.power.analytic import Assumptions
+
     return Assumptions(alpha=design.analysis.alpha, **section.model_dump())
 
 
@@ -48,6 +53,9 @@ def mdes_at_analysis(directory: Path, observed: Assumptions) -> PowerReport:
 
 
 def _register_report(register: Register, assumptions: Assumptions, moment: str) -> PowerReport:
+    from evalkit.power.design_inputs import register_cluster_table
+    from evalkit.power.job import report_for_table
+
     design = register.design
     source = {"mode": "design", "design": design.trial.name, "moment": moment,
               "unit": design.trial.unit, "design_sha256": register.manifest["design_sha256"]}
@@ -59,6 +67,8 @@ def record_randomisation_power(directory: Path) -> dict[str, Path] | None:
     report = randomisation_power(directory)
     if report is None:
         return None
+    from evalkit.power.report import write_power_outputs
+
     files = write_power_outputs(directory, report)
     register = Register.open(directory)
     summary = mdes_summary(report)
