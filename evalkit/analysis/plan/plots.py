@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from evalkit.analysis.plan.labels import effect_label, outcome_label
 from evalkit.io.html import RANDOMISED_COLOUR, figure_to_svg, group_style
 
-__all__ = ["consort_figure", "figure_to_svg", "forest_plot", "icc_plot"]
+__all__ = ["figure_to_svg", "forest_plot", "icc_plot"]
 
 
 def forest_plot(effects: pd.DataFrame) -> str:
@@ -75,36 +75,3 @@ def icc_plot(iccs: pd.DataFrame) -> str:
     ax.tick_params(axis="x", labelsize=8)
     figure.tight_layout()
     return figure_to_svg(figure, "Intra-cluster correlations with confidence intervals")
-
-
-CONSORT_STAGES = (
-    ("Allocated", "clusters_allocated", "individuals_allocated"),
-    ("Lost to follow-up", "clusters_lost", "individuals_lost"),
-    ("Analysed", "clusters_analysed", "individuals_analysed"),
-)
-
-
-def consort_figure(consort: pd.DataFrame) -> str:
-    """CONSORT flow as boxes and arrows: one column per arm, allocated -> lost -> analysed."""
-    arms = consort.reset_index(drop=True)
-    figure = Figure(figsize=(2.9 * max(len(arms), 1), 3.4))
-    ax = figure.subplots()
-    ax.set_xlim(0, len(arms))
-    ax.set_ylim(0, len(CONSORT_STAGES) + 0.4)
-    ax.axis("off")
-    for column, row in arms.iterrows():
-        colour = group_style(row["arm"]).colour
-        title = row["arm"] + ("" if row.get("randomised", True) else "\n(non-randomised)")
-        ax.text(column + 0.5, len(CONSORT_STAGES) + 0.15, title, ha="center", va="center",
-                fontsize=9, fontweight="bold", color=colour)
-        for level, (label, clusters, people) in enumerate(CONSORT_STAGES):
-            y = len(CONSORT_STAGES) - level - 0.5
-            ax.text(column + 0.5, y, f"{label}\n{row[clusters]} PDUs, {row[people]} staff",
-                    ha="center", va="center", fontsize=8,
-                    bbox={"boxstyle": "round,pad=0.4", "facecolor": "white",
-                          "edgecolor": colour})
-            if level:
-                ax.annotate("", xy=(column + 0.5, y + 0.28), xytext=(column + 0.5, y + 0.72),
-                            arrowprops={"arrowstyle": "->", "color": "#555555"})
-    figure.tight_layout()
-    return figure_to_svg(figure, "CONSORT flow diagram: allocated, lost and analysed per group")
