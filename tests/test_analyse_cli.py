@@ -172,7 +172,7 @@ def test_non_numeric_outcome_names_row_and_column(tmp_path):
 def test_model_fit_error_is_a_clear_message_not_a_traceback(monkeypatch):
     def failing(*args, **kwargs):
         raise ModelFitError("no optimiser gave a sound answer")
-    monkeypatch.setattr("evalkit.analysis.run.fit_mixed", failing)
+    monkeypatch.setattr("evalkit.analysis.mixed.fit_mixed", failing)
     result = runner.invoke(app, ["analyse", str(FEW), *BASE, "--model", "mixed"])
     assert result.exit_code == 2
     assert "could not be fitted" in result.output and "--model cr2" in result.output

@@ -29,6 +29,7 @@ from evalkit.analysis.data import (
     AnalysisInputError,
     build_design,
 )
+from evalkit.analysis.failures import GEEConvergenceError
 from evalkit.analysis.results import Contrast, ModelResult, make_contrast
 
 FAMILIES = {
@@ -37,10 +38,6 @@ FAMILIES = {
 }
 SMALL_SAMPLE = {"none": "robust", "mancl-derouen": "bias_reduced"}
 BOUNDARY = 1e-8   # a fitted probability or mean this close to 0 (or 1) signals separation
-
-
-class GEEConvergenceError(RuntimeError):
-    """The GEE iterations did not reach the requested tolerance."""
 
 
 def fit_gee(

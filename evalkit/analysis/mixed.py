@@ -11,23 +11,22 @@ relative standard deviation of the cluster intercepts (lme4's parametrisation),
 
 with H and dV / dphi by Richardson-extrapolated central differences (lmerTest uses numDeriv).
 
-The fit itself is statsmodels `MixedLM(reml=True)`, guarded: several optimisers are tried,
-fits with a non-finite log-likelihood or a negative / non-finite variance are rejected, and the
-survivors must agree; the best is then polished by a one-dimensional minimisation of the
-profiled REML deviance in theta (as lme4 optimises it), computed in closed form per cluster
-because (sigma2 I + tau2 J)^{-1} = (I - c J) / sigma2 with c = tau2 / (sigma2 + n tau2).
+The fit minimises the profiled REML deviance in theta (sigma profiled out, as lme4 optimises
+it), computed in closed form per cluster because (sigma2 I + tau2 J)^{-1} = (I - c J) / sigma2
+with c = tau2 / (sigma2 + n tau2): after one pass over the rows for per-cluster sums, each
+evaluation costs O(G p^2), so a log grid over theta plus a golden-section refinement finds the
+optimum in milliseconds. No statsmodels fit is needed; the tests cross-check the optimum
+against statsmodels `MixedLM(reml=True)` and lme4.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
 
 from evalkit.analysis.data import (
     AnalysisColumns,
@@ -35,23 +34,17 @@ from evalkit.analysis.data import (
     AnalysisInputError,
     build_design,
 )
+from evalkit.analysis.failures import ModelFitError
 from evalkit.analysis.kenward_roger import kenward_roger_df, kenward_roger_parts
 from evalkit.analysis.ols import independent_columns
-from evalkit.analysis.results import ModelResult, make_contrast
+from evalkit.analysis.results import ModelResult, f_sf, make_contrast
 
-OPTIMISERS = ("bfgs", "powell", "nm", "lbfgs")  # lbfgs last: it often returns llf = inf
 ZERO_TOL = math.sqrt(np.finfo(float).eps / 7e-7)   # numDeriv's zero.tol
 HESSIAN_STEP = 0.1             # numDeriv::hessian default d (relative first step)
 JACOBIAN_STEP = 1e-4           # numDeriv::jacobian default d
 SINGULAR_THETA = 1e-4          # lme4's isSingular() tolerance on theta
-LOGLIK_AGREEMENT = 1e-3        # optimisers must agree on the REML log-likelihood (absolute)
-COEF_AGREEMENT = 1e-3          # ... and on the coefficients (relative to their scale)
 DDF_METHODS = {"satterthwaite": "Satterthwaite (lmerTest)",
                "kenward-roger": "Kenward-Roger (pbkrtest)"}
-
-
-class ModelFitError(RuntimeError):
-    """The mixed model could not be fitted reliably (no optimiser gave a sound answer)."""
 
 
 @dataclass
@@ -187,106 +180,58 @@ def numerical_jacobian(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> 
 
 # --- fitting --------------------------------------------------------------------------------
 
-@dataclass
-class OptimiserRun:
-    """What one statsmodels optimiser returned (or why it failed)."""
-
-    method: str
-    loglik: float
-    converged: bool
-    tau2: float
-    sigma2: float
-    beta: np.ndarray
-    problems: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def valid(self) -> bool:
-        return not self.problems
+THETA_GRID = np.concatenate([[0.0], np.geomspace(1e-5, 1e3, 81)])   # ratio 1.26 per step
+THETA_XTOL = 1e-10             # golden-section tolerance on theta (relative, plus 1e-14)
+INVERSE_PHI = (math.sqrt(5.0) - 1.0) / 2.0
 
 
-def run_statsmodels(y: np.ndarray, X: np.ndarray, cluster: np.ndarray, method: str) -> OptimiserRun:
-    """Fit `MixedLM(reml=True)` with one optimiser and record what it reports."""
-    import statsmodels.api as sm
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            fit = sm.MixedLM(y, X, groups=cluster).fit(reml=True, method=method)
-        except (np.linalg.LinAlgError, ValueError, RuntimeError) as error:
-            nan = float("nan")
-            return OptimiserRun(method, nan, False, nan, nan, np.full(X.shape[1], nan),
-                                problems=[f"raised {type(error).__name__}: {error}"])
-    run = OptimiserRun(
-        method=method, loglik=float(fit.llf), converged=bool(fit.converged),
-        tau2=float(np.asarray(fit.cov_re).ravel()[0]), sigma2=float(fit.scale),
-        beta=np.asarray(fit.fe_params, float),
-    )
-    run.problems = check_run(run)
-    run.warnings = sorted({str(w.message) for w in caught})
-    return run
+def golden_section(f: Callable[[float], float], lower: float, upper: float,
+                   xtol: float = THETA_XTOL) -> tuple[float, float]:
+    """Minimum of a unimodal f on [lower, upper] by golden-section search: (x, f(x))."""
+    a, b = lower, upper
+    c, d = b - INVERSE_PHI * (b - a), a + INVERSE_PHI * (b - a)
+    fc, fd = f(c), f(d)
+    while b - a > xtol * (abs(c) + abs(d)) + 1e-14:
+        if fc <= fd:
+            b, d, fd = d, c, fc
+            c = b - INVERSE_PHI * (b - a)
+            fc = f(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + INVERSE_PHI * (b - a)
+            fd = f(d)
+    return (c, fc) if fc <= fd else (d, fd)
 
 
-def check_run(run: OptimiserRun) -> list[str]:
-    """Reasons to distrust an optimiser's answer (empty when it looks sound)."""
-    problems = []
-    if not math.isfinite(run.loglik):
-        problems.append(f"non-finite REML log-likelihood ({run.loglik})")
-    if not (math.isfinite(run.tau2) and run.tau2 >= 0):
-        problems.append(f"cluster variance {run.tau2} is negative or not finite")
-    if not (math.isfinite(run.sigma2) and run.sigma2 > 0):
-        problems.append(f"residual variance {run.sigma2} is not positive and finite")
-    if not np.all(np.isfinite(run.beta)):
-        problems.append("non-finite coefficients")
-    return problems
+def minimise_profiled_deviance(sums: ClusterSums) -> float:
+    """theta >= 0 minimising the profiled REML deviance, as lme4 does (one dimension).
 
-
-def _agree(a: OptimiserRun, b: OptimiserRun) -> bool:
-    scale = np.maximum(1.0, np.abs(a.beta))
-    return (abs(a.loglik - b.loglik) < LOGLIK_AGREEMENT
-            and bool(np.all(np.abs(a.beta - b.beta) < COEF_AGREEMENT * scale)))
-
-
-def guarded_fit(y: np.ndarray, X: np.ndarray, cluster: np.ndarray,
-                optimisers: Sequence[str] = OPTIMISERS) -> tuple[OptimiserRun, list[OptimiserRun]]:
-    """Run optimisers until two sound fits agree; return the best and every run."""
-    runs: list[OptimiserRun] = []
-    for method in optimisers:
-        runs.append(run_statsmodels(y, X, cluster, method))
-        sound = [r for r in runs if r.valid]
-        if any(_agree(a, b) for i, a in enumerate(sound) for b in sound[i + 1:]):
-            return max(sound, key=lambda r: r.loglik), runs
-    summary = "; ".join(
-        f"{r.method}: loglik={r.loglik:.6g}, converged={r.converged}, "
-        f"problems={r.problems or 'none'}" for r in runs
-    )
-    if not any(r.valid for r in runs):
-        raise ModelFitError(f"no optimiser gave a sound mixed-model fit ({summary})")
-    raise ModelFitError(f"optimisers disagree on the mixed-model fit ({summary})")
-
-
-def polish_theta(sums: ClusterSums, start_theta: float) -> float:
-    """Minimise the profiled REML deviance in theta near the optimisers' answer (incl. 0)."""
-    upper = 2.0 * start_theta + 0.1
-    result = optimize.minimize_scalar(
-        lambda t: profiled_reml_deviance(sums, t), bounds=(0.0, upper), method="bounded",
-        options={"xatol": 1e-10, "maxiter": 500},
-    )
-    candidates = [0.0, start_theta, float(result.x)]
-    return min(candidates, key=lambda t: profiled_reml_deviance(sums, t))
+    Every evaluation is closed form, O(G p^2), so the whole curve is scanned on a log grid
+    from 0 to 1e3 (steps of 26%, finer than any REML profile's curvature), then the best grid
+    point's bracket is refined by golden section; theta = 0 (a singular fit) stays a candidate.
+    """
+    deviances = np.array([profiled_reml_deviance(sums, t) for t in THETA_GRID])
+    if not np.any(np.isfinite(deviances)):
+        raise ModelFitError("the REML deviance is not finite at any cluster variance")
+    best = int(np.nanargmin(np.where(np.isfinite(deviances), deviances, np.nan)))
+    if best == len(THETA_GRID) - 1:
+        raise ModelFitError("the REML optimum puts (almost) all the variance between clusters "
+                            f"(theta > {THETA_GRID[-1]:g}); the residual variance is ~0")
+    lower, upper = THETA_GRID[max(best - 1, 0)], THETA_GRID[best + 1]
+    theta, deviance = golden_section(lambda t: profiled_reml_deviance(sums, t), lower, upper)
+    return float(min((theta, deviance), (THETA_GRID[best], deviances[best]),
+                     key=lambda pair: pair[1])[0])
 
 
 @dataclass
 class RandomInterceptFit:
-    """A polished REML random-intercept fit plus the pieces the df computation needs."""
+    """A REML random-intercept fit plus the pieces the df computation needs."""
 
     sums: ClusterSums
     theta: float
     sigma: float
     pieces: GlsPieces
     deviance: float
-    runs: list[OptimiserRun]
-    chosen: OptimiserRun
 
     @property
     def tau2(self) -> float:
@@ -305,26 +250,19 @@ class RandomInterceptFit:
         return self.theta < SINGULAR_THETA
 
     def diagnostics(self) -> dict:
-        """Optimiser record and variance components for `ModelResult.diagnostics`."""
+        """How the optimum was found and the variance components, for `ModelResult`."""
         out = {
-            "optimiser": self.chosen.method,
-            "optimisers": {r.method: {"reml_loglik": r.loglik, "converged": r.converged,
-                                      "problems": r.problems, "warnings": r.warnings}
-                           for r in self.runs},
+            "optimiser": OPTIMISER,
             "reml_loglik": -self.deviance / 2,
-            "polish_loglik_gain": -self.deviance / 2 - self.chosen.loglik,
             "sigma2_cluster": self.tau2, "sigma2_resid": self.sigma2, "theta": self.theta,
             "singular": self.singular, "warnings": [],
         }
         if self.singular:
             out["warnings"].append("boundary (singular) fit: cluster variance estimated as ~0")
-        out["warnings"] += [f"statsmodels ({self.chosen.method}): {message}"
-                            for message in self.chosen.warnings]
-        if not self.chosen.converged:
-            out["warnings"].append(
-                f"statsmodels ({self.chosen.method}) reported non-convergence; accepted because "
-                "optimisers agree and the REML optimum was re-checked in closed form")
         return out
+
+
+OPTIMISER = "profiled REML deviance in closed form: log grid of theta, then golden section"
 
 
 def check_identifiable(n_obs: int, n_clusters: int) -> None:
@@ -355,17 +293,16 @@ def hessian_warnings(eigenvalues: Sequence[float], tol: float = 1e-8) -> list[st
 
 
 def fit_random_intercept(y: np.ndarray, X: np.ndarray, cluster: np.ndarray) -> RandomInterceptFit:
-    """Guarded statsmodels REML fit, polished on the closed-form profiled REML deviance."""
+    """REML fit: the profiled deviance minimised in theta, then sigma2 and beta in closed form."""
     check_identifiable(len(y), int(cluster.max()) + 1)
     sums = cluster_sums(y, X, cluster)
-    chosen, runs = guarded_fit(y, X, cluster)
-    theta = polish_theta(sums, math.sqrt(chosen.tau2 / chosen.sigma2))
+    theta = minimise_profiled_deviance(sums)
     sigma = math.sqrt(profiled_sigma2(sums, theta))
     deviance = reml_deviance(sums, theta, sigma)
-    if -deviance / 2 < chosen.loglik - LOGLIK_AGREEMENT:
-        raise ModelFitError("REML deviance check failed: polishing made the fit worse")
-    return RandomInterceptFit(sums, theta, sigma, gls_pieces(sums, theta, sigma**2), deviance,
-                              runs, chosen)
+    pieces = gls_pieces(sums, theta, sigma**2)
+    if not (math.isfinite(deviance) and np.all(np.isfinite(pieces.beta))):
+        raise ModelFitError(f"no finite REML optimum (deviance {deviance}, theta {theta})")
+    return RandomInterceptFit(sums, theta, sigma, pieces, deviance)
 
 
 # --- Satterthwaite ---------------------------------------------------------------------------
@@ -418,7 +355,7 @@ def satterthwaite_f_test(L: np.ndarray, beta: np.ndarray, cov_beta: np.ndarray,
         ddf = 2 * expected / (expected - q)
     f_value = float(t_squared.sum() / q)
     return {"test": "F", "statistic": f_value, "df_num": q, "df_denom": ddf,
-            "p_value": float(stats.f.sf(f_value, q, ddf)),
+            "p_value": f_sf(f_value, q, ddf),
             "method": "Satterthwaite (lmerTest contestMD)"}
 
 

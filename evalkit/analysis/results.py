@@ -7,7 +7,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pandas as pd
-from scipy import stats
+from scipy import special
+
+# The t and normal laws through scipy.special, the functions scipy.stats.t / norm call
+# (stdtr, stdtrit, ndtr, ndtri: the same numbers), without scipy.stats's ~0.6 s import.
 
 RESULT_COLUMNS = [
     "arm", "versus", "estimate", "se", "df", "statistic", "p_value", "ci_low", "ci_high",
@@ -31,6 +34,23 @@ class Contrast:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def t_sf(x: float, df: float) -> float:
+    """P(T > x) for Student's t on df degrees of freedom (scipy.stats.t.sf)."""
+    return float(special.stdtr(df, -x)) if df > 0 else math.nan
+
+
+def t_ppf(q: float, df: float) -> float:
+    """The q quantile of Student's t on df degrees of freedom (scipy.stats.t.ppf, 0 < q < 1)."""
+    return float(special.stdtrit(df, q)) if df > 0 and 0 < q < 1 else math.nan
+
+
+def f_sf(x: float, df_num: float, df_denom: float) -> float:
+    """P(F > x) for the F law on (df_num, df_denom) degrees of freedom (scipy.stats.f.sf)."""
+    if not (df_num > 0 and df_denom > 0):
+        return math.nan
+    return 1.0 if x <= 0 else float(special.fdtrc(df_num, df_denom, x))
+
+
 def make_contrast(
     arm: str,
     versus: str,
@@ -43,13 +63,12 @@ def make_contrast(
     """Build a contrast with a two-sided Wald test and CI from a t (df given) or normal law."""
     statistic = estimate / se if se > 0 else math.nan
     if df is None or not math.isfinite(df):
-        law = stats.norm
-        p_value = float(2 * law.sf(abs(statistic)))
-        crit = float(law.ppf(1 - alpha / 2))
+        p_value = float(2 * special.ndtr(-abs(statistic)))
+        crit = float(special.ndtri(1 - alpha / 2))
         df = None
     else:
-        p_value = float(2 * stats.t.sf(abs(statistic), df))
-        crit = float(stats.t.ppf(1 - alpha / 2, df))
+        p_value = float(2 * t_sf(abs(statistic), df))
+        crit = float(t_ppf(1 - alpha / 2, df))
     return Contrast(
         arm=arm, versus=versus, estimate=float(estimate), se=float(se),
         df=None if df is None else float(df), statistic=float(statistic), p_value=p_value,

@@ -1,7 +1,9 @@
 """One model on one data frame: a typed spec, validation, dispatch to the tested estimators.
 
 `analyse_frame(df, spec)` is what `evalkit analyse DATA --model ...` calls; the estimators
-themselves live in mixed.py, ols.py, gee.py, dim.py and randomisation_inference.py.
+themselves live in mixed.py, ols.py, gee.py, dim.py and randomisation_inference.py, and each
+is imported only when its model is asked for (so `--model cr2` loads neither statsmodels nor
+scipy.stats).
 Estimator failures (bad input, a mixed model or GEE that cannot be fitted) become
 `EvalkitError`s with a clear message, never a traceback.
 """
@@ -13,7 +15,7 @@ import re
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -25,15 +27,12 @@ from evalkit.analysis.data import (
     check_cluster_nesting,
     is_categorical,
 )
-from evalkit.analysis.dim import difference_in_means
-from evalkit.analysis.gee import GEEConvergenceError, fit_gee
-from evalkit.analysis.mixed import ModelFitError, fit_mixed
-from evalkit.analysis.nested import fit_three_level
-from evalkit.analysis.ols import fit_ols_cr
-from evalkit.analysis.randomisation_inference import randomisation_test
-from evalkit.analysis.results import ModelResult
+from evalkit.analysis.failures import GEEConvergenceError, ModelFitError
 from evalkit.errors import EvalkitError, InputError, suggestion
 from evalkit.io.files import read_table
+
+if TYPE_CHECKING:
+    from evalkit.analysis.results import ModelResult
 
 FAMILIES = ("gaussian", "binomial", "poisson")
 SMALL_SAMPLE = ("none", "mancl-derouen")
@@ -121,34 +120,46 @@ class AnalyseSpec:
 
 
 def _fit_mixed(df: pd.DataFrame, spec: AnalyseSpec) -> ModelResult:
-    return fit_mixed(df, spec.cols, alpha=spec.alpha, non_randomised_arms=spec.non_randomised,
-                     ddf=spec.ddf or DDF[0])
+    from evalkit.analysis import mixed
+
+    return mixed.fit_mixed(df, spec.cols, alpha=spec.alpha,
+                           non_randomised_arms=spec.non_randomised, ddf=spec.ddf or DDF[0])
 
 
 def _fit_three_level(df: pd.DataFrame, spec: AnalyseSpec) -> ModelResult:
-    return fit_three_level(df, spec.cols, pod=str(spec.pod_col), alpha=spec.alpha,
-                           non_randomised_arms=spec.non_randomised)
+    from evalkit.analysis import nested
+
+    return nested.fit_three_level(df, spec.cols, pod=str(spec.pod_col), alpha=spec.alpha,
+                                  non_randomised_arms=spec.non_randomised)
 
 
 def _fit_ols(vcov: str) -> Callable[[pd.DataFrame, AnalyseSpec], ModelResult]:
     def fit(df: pd.DataFrame, spec: AnalyseSpec) -> ModelResult:
-        return fit_ols_cr(df, spec.cols, vcov=vcov, alpha=spec.alpha,
-                          non_randomised_arms=spec.non_randomised)
+        from evalkit.analysis import ols
+
+        return ols.fit_ols_cr(df, spec.cols, vcov=vcov, alpha=spec.alpha,
+                              non_randomised_arms=spec.non_randomised)
     return fit
 
 
 def _fit_gee(df: pd.DataFrame, spec: AnalyseSpec) -> ModelResult:
-    return fit_gee(df, spec.cols, family=spec.family, small_sample=spec.small_sample,
-                   alpha=spec.alpha, non_randomised_arms=spec.non_randomised)
+    from evalkit.analysis import gee
+
+    return gee.fit_gee(df, spec.cols, family=spec.family, small_sample=spec.small_sample,
+                       alpha=spec.alpha, non_randomised_arms=spec.non_randomised)
 
 
 def _fit_dim(df: pd.DataFrame, spec: AnalyseSpec) -> ModelResult:
-    return difference_in_means(df, spec.cols, alpha=spec.alpha,
-                               non_randomised_arms=spec.non_randomised)
+    from evalkit.analysis import dim
+
+    return dim.difference_in_means(df, spec.cols, alpha=spec.alpha,
+                                   non_randomised_arms=spec.non_randomised)
 
 
 def _fit_ri(df: pd.DataFrame, spec: AnalyseSpec) -> ModelResult:
     """RI of the randomised arms only: a non-randomised arm has no randomisation law."""
+    from evalkit.analysis import randomisation_inference
+
     fixed = set(map(str, spec.fixed_clusters))
     arms = spec.ri_arms
     if arms is None and spec.non_randomised:
@@ -156,7 +167,7 @@ def _fit_ri(df: pd.DataFrame, spec: AnalyseSpec) -> ModelResult:
         arms = sorted(present - set(spec.non_randomised))
         rows = df[spec.arm_col].astype(str).isin(spec.non_randomised)
         fixed |= set(df.loc[rows, spec.cluster_col].astype(str))
-    return randomisation_test(
+    return randomisation_inference.randomisation_test(
         df, spec.cols, arm=arms, fixed_clusters=sorted(fixed), accept=spec.accept,
         permutations=DEFAULT_PERMUTATIONS if spec.permutations is None else spec.permutations,
         seed=0 if spec.seed is None else spec.seed, alpha=spec.alpha)
@@ -164,7 +175,10 @@ def _fit_ri(df: pd.DataFrame, spec: AnalyseSpec) -> ModelResult:
 
 @dataclass(frozen=True)
 class ModelAdapter:
-    """How to fit one `--model` from a spec, and which optional settings it reads."""
+    """How to fit one `--model` from a spec, and which optional settings it reads.
+
+    `fit` imports its estimator when called, so the registry itself costs no imports.
+    """
 
     fit: Callable[[pd.DataFrame, AnalyseSpec], ModelResult]
     uses: frozenset[str] = frozenset({"covariates"})
