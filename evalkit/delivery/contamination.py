@@ -191,7 +191,8 @@ def pdu_risk(staff: pd.DataFrame, findings: pd.DataFrame, exposure: pd.DataFrame
     share = (per_pdu["sum"] / per_pdu["size"]).round(4)
     table["control_with_treated_pod_mate"] = table["pdu_code"].map(share).fillna(0.0)
     table["risk"] = [_risk_level(row) for _, row in table.iterrows()]
-    table["mitigation"] = [mitigations(code, findings, table.loc[i], programme)
+    found = findings_by_pdu_and_kind(findings)
+    table["mitigation"] = [mitigations(code, found, table.loc[i], programme)
                            for i, code in table["pdu_code"].items()]
     order = {"high": 0, "medium": 1, "low": 2}
     return table.sort_values(["risk", "region", "pdu_name"], key=lambda c: c.map(order)
@@ -218,30 +219,43 @@ def _names(values: list[str]) -> str:
     return shown + (f" and {extra} more" if extra > 0 else "")
 
 
-def mitigations(pdu_code: str, findings: pd.DataFrame, row: pd.Series,
+def findings_by_pdu_and_kind(findings: pd.DataFrame) -> dict[tuple[str, str], list[dict]]:
+    """(PDU code, kind) -> that PDU's findings of that kind (subject and manager), in order."""
+    found: dict[tuple[str, str], list[dict]] = {}
+    for code, kind, subject, manager in zip(findings["pdu_code"], findings["kind"],
+                                            findings["subject"], findings["manager"],
+                                            strict=True):
+        found.setdefault((code, kind), []).append({"subject": subject, "manager": manager})
+    return found
+
+
+def _distinct(found: dict[tuple[str, str], list[dict]], pdu_code: str, kind: str,
+              field: str) -> list[str]:
+    return sorted({finding[field] for finding in found.get((pdu_code, kind), [])})
+
+
+def mitigations(pdu_code: str, found: dict[tuple[str, str], list[dict]], row: pd.Series,
                 programme: str = "SEEDS2") -> str:
-    """Concrete actions for one PDU, naming the managers to brief."""
-    own = findings[findings["pdu_code"] == pdu_code]
+    """Concrete actions for one PDU, naming the managers to brief (`found`: the findings by
+    PDU and kind, from `findings_by_pdu_and_kind`)."""
     actions = []
-    supervision = own[own["kind"] == "supervision_across_groups"]
-    if len(supervision):
-        spos = sorted(set(supervision["manager"]))
+    spos = _distinct(found, pdu_code, "supervision_across_groups", "manager")
+    if spos:
         actions.append(f"Brief the SPOs {_names(spos)}: they supervise staff in another group; "
                        f"supervise them as now, without {programme} approaches, until every "
                        "supervisee has done the learning.")
-    managed = own[own["kind"] == "line_management_across_groups"]
-    if len(managed):
-        bosses = sorted(set(managed["manager"]))
+    bosses = _distinct(found, pdu_code, "line_management_across_groups", "manager")
+    if bosses:
         actions.append(f"Brief {_names(bosses)}: they line-manage staff in another group of "
                        "this PDU; keep the learning out of supervision and team meetings.")
     if row["share_affected"] >= HIGH_SHARE and row["mixed_pod"] > 0:
         actions.append(f"Mixing is widespread ({row['share_affected']:.0%} of staff affected): "
                        "prefer allocating whole PDUs (unit = \"pdu\") in the next cohort.")
     elif row["mixed_pod"] > 0:
-        pods = sorted(set(own.loc[own["kind"] == "mixed_pod", "subject"]))
+        pods = _distinct(found, pdu_code, "mixed_pod", "subject")
         actions.append(f"Brief the SPOs of the mixed PODs {_names(pods)}.")
     if row["mixed_office"] > 0:
-        offices = sorted(set(own.loc[own["kind"] == "mixed_office", "subject"]))
+        offices = _distinct(found, pdu_code, "mixed_office", "subject")
         actions.append(f"Remind staff in {_names(offices)} not to discuss the learning with "
                        "colleagues who have not done it.")
     if row["cross_pdu_work"] > 0:

@@ -97,11 +97,14 @@ def render_group_guidance(design: TrialDesign, group: str,
     return Markup(text)  # user text in it is escaped by markdown_text
 
 
+_SPECIAL = re.compile(r"[&<>\[\]]")  # what markdown_text escapes
+
+
 def markdown_text(value: object) -> object:
     """Every value a Markdown template prints: HTML and link brackets escaped as entities, so
     names can never become markup in a Markdown viewer (Markup, e.g. rendered guidance, is
     already escaped and passes as it is)."""
-    if isinstance(value, Markup) or not isinstance(value, str):
+    if isinstance(value, Markup) or not isinstance(value, str) or not _SPECIAL.search(value):
         return value
     text = html.escape(value, quote=False)
     return text.replace("[", "&#91;").replace("]", "&#93;")

@@ -65,20 +65,25 @@ def check_windows_cover_staff(design: TrialDesign, staff: pd.DataFrame) -> None:
 
 
 def booking_rows(design: TrialDesign, staff: pd.DataFrame) -> pd.DataFrame:
-    """One row per staff member: course, window and the instruction they will read."""
-    records = []
-    for person in staff.itertuples(index=False):
-        window = design.window(person.course, person.group)
-        in_trial = person.group != NOT_IN_TRIAL
-        if window is None or person.course == NO_COURSE or not in_trial:
-            start = end = ""
-            course, text = "", no_course_instruction(design, in_trial)
-        else:
-            start, end = window[0].isoformat(), window[1].isoformat()
-            course, text = person.course, window_instruction(design, person.group, *window)
-        records.append((person.staff_id, person.name, person.email, person.pdu_code,
-                        person.pdu_name, person.region, person.group, course, start, end, text))
-    return pd.DataFrame.from_records(records, columns=ROW_COLUMNS)
+    """One row per staff member: course, window and the instruction they will read (worked
+    out once per course and group, the only things they depend on)."""
+    keys = list(zip(staff["course"], staff["group"], strict=True))
+    bookings = {key: _booking(design, *key) for key in dict.fromkeys(keys)}
+    planned = [bookings[key] for key in keys]
+    columns = {name: staff[name].tolist() for name in ROW_COLUMNS[:7]}
+    for position, name in enumerate(ROW_COLUMNS[7:]):
+        columns[name] = [booking[position] for booking in planned]
+    return pd.DataFrame(columns, columns=ROW_COLUMNS)
+
+
+def _booking(design: TrialDesign, course: str, group: str) -> tuple[str, str, str, str]:
+    """(course, window start, window end, instruction) of a person on `course` in `group`."""
+    window = design.window(course, group)
+    in_trial = group != NOT_IN_TRIAL
+    if window is None or course == NO_COURSE or not in_trial:
+        return "", "", "", no_course_instruction(design, in_trial)
+    return course, window[0].isoformat(), window[1].isoformat(), \
+        window_instruction(design, group, *window)
 
 
 def pdu_summary(design: TrialDesign, rows: pd.DataFrame) -> pd.DataFrame:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,10 +109,23 @@ def read_bookings(path: Path, column_map: dict[str, str] | None = None,
     return bookings.reset_index(drop=True)
 
 
+def per_distinct(values: pd.Series, function: Callable[[str], object]) -> pd.Series:
+    """`function` of each cell's text, called once per distinct text (an export repeats a few
+    courses, statuses and dates over many rows), as a Series on the same index."""
+    codes, uniques = pd.factorize(values.astype(str).to_numpy())
+    results = np.empty(len(uniques), dtype=object)
+    results[:] = [function(value) for value in uniques]
+    return pd.Series(results[codes], index=values.index, dtype=object)
+
+
+def _status_of(value: str, status_map: dict[str, str]) -> str:
+    lowered = value.strip().lower()
+    return status_map.get(lowered, lowered)
+
+
 def _statuses(values: pd.Series, path: Path, column: str,
               status_map: dict[str, str]) -> pd.Series:
-    lowered = values.astype(str).str.strip().str.lower()
-    lowered = lowered.map(lambda value: status_map.get(value, value))
+    lowered = per_distinct(values, lambda value: _status_of(value, status_map))
     bad = ~lowered.isin(STATUSES)
     if bad.any():
         position = int(bad.to_numpy().argmax())
@@ -146,24 +160,28 @@ def parse_export_date(text: str) -> dt.date | None:
 
 def _dates(values: pd.Series, path: Path, column: str) -> pd.Series:
     """Each cell parsed on its own, so ISO and UK dates may mix; anything else is an error."""
-    text = values.astype(str).str.strip()
-    parsed = {value: parse_export_date(value) for value in text.unique()}
-    dates = text.map(parsed)
-    bad = dates.isna()
+    codes, uniques = pd.factorize(values.astype(str).to_numpy())
+    parsed = pd.to_datetime(pd.Series([parse_export_date(value) for value in uniques],
+                                      dtype=object))
+    bad = parsed.isna().to_numpy()[codes]
     if bad.any():
-        position = int(bad.to_numpy().argmax())
-        value = text.iloc[position]
+        position = int(bad.argmax())
+        value = str(values.iloc[position]).strip()
         hint = ""
         uk = _UK_DATE.fullmatch(value)
         if uk and int(uk.group(2)) > 12:
             hint = " (it looks like month/day/year: export UK or ISO dates)"
         raise InputError(f"bad date {value!r}; expected YYYY-MM-DD (or DD/MM/YYYY){hint}",
                          file=path, row=int(values.index[position]) + 2, column=column)
-    return pd.to_datetime(dates)
+    return pd.Series(parsed.to_numpy()[codes], index=values.index, name=values.name)
 
 
 def _normalise_course(names: pd.Series) -> pd.Series:
-    return names.astype(str).map(lambda s: re.sub(r"[^a-z0-9]+", " ", s.lower()).strip())
+    """Course names compared ignoring case, spaces and punctuation (once per distinct name)."""
+    return per_distinct(names, lambda name: _NOT_ALPHANUMERIC.sub(" ", name.lower()).strip())
+
+
+_NOT_ALPHANUMERIC = re.compile(r"[^a-z0-9]+")
 
 
 def _with_windows(design: TrialDesign, staff: pd.DataFrame) -> pd.DataFrame:
