@@ -8,7 +8,7 @@
 suppressPackageStartupMessages(library(lmerTest))
 args <- commandArgs(trailingOnly = TRUE)
 d <- read.csv(if (length(args) >= 1) args[[1]] else "tests/reference/datasets/national.csv")
-reps <- if (length(args) >= 2) as.integer(args[[2]]) else 5L
+reps <- if (length(args) >= 2) as.integer(args[[2]]) else 5L   # 0: one fit, no timing
 d$arm <- relevel(factor(d$arm), ref = "Control")
 d <- d[complete.cases(d[, c("y", "arm", "region", "x1", "pdu")]), ]
 one_fit <- function() {
