@@ -109,13 +109,13 @@ def read_bookings(path: Path, column_map: dict[str, str] | None = None,
     return bookings.reset_index(drop=True)
 
 
-def per_distinct(values: pd.Series, function: Callable[[str], object]) -> pd.Series:
+def per_distinct(values: pd.Series, function: Callable[[str], str]) -> pd.Series:
     """`function` of each cell's text, called once per distinct text (an export repeats a few
-    courses, statuses and dates over many rows), as a Series on the same index."""
+    courses and statuses over many rows), as a text Series on the same index."""
     codes, uniques = pd.factorize(values.astype(str).to_numpy())
     results = np.empty(len(uniques), dtype=object)
     results[:] = [function(value) for value in uniques]
-    return pd.Series(results[codes], index=values.index, dtype=object)
+    return pd.Series(results[codes], index=values.index, dtype=str)
 
 
 def _status_of(value: str, status_map: dict[str, str]) -> str:
@@ -207,21 +207,29 @@ def _contacts(staff: pd.DataFrame) -> pd.DataFrame:
 
 
 def _per_person(bookings: pd.DataFrame, monitored: pd.DataFrame) -> pd.DataFrame:
-    """First active date, first completion and completion-in-window, per person."""
-    right = bookings[bookings["right_course"] & bookings["status"].isin(ACTIVE)]
-    done = right[right["status"] == "completed"]
-    windows = monitored.set_index("staff_id")[["window_start", "window_end"]]
-    start = done["staff_id"].map(windows["window_start"])
-    end = done["staff_id"].map(windows["window_end"])
-    in_window = done[(done["date"] >= start) & (done["date"] <= end)]
-    any_active = bookings[bookings["status"].isin(ACTIVE)]
+    """First active date, first completion and completion-in-window, one row per monitored
+    person (on `monitored`'s index; NaT and False for someone with no such booking)."""
+    person = pd.Index(monitored["staff_id"]).get_indexer(bookings["staff_id"])
+    active = bookings["status"].isin(ACTIVE).to_numpy() & (person >= 0)
+    right = active & bookings["right_course"].to_numpy()
+    done = right & (bookings["status"] == "completed").to_numpy()
+    dates = bookings["date"].to_numpy()
+    start = monitored["window_start"].to_numpy()
+    end = monitored["window_end"].to_numpy()
+    in_window = np.zeros(len(monitored), dtype=bool)
+    done_person = person[done]
+    inside = (dates[done] >= start[done_person]) & (dates[done] <= end[done_person])
+    in_window[done_person[inside]] = True
+
+    def first(rows: np.ndarray, how: str = "min") -> np.ndarray:
+        per = pd.Series(dates[rows]).groupby(person[rows]).agg(how)
+        return per.reindex(np.arange(len(monitored))).to_numpy()
+
     return pd.DataFrame({
-        "first_booked": right.groupby("staff_id")["date"].min(),
-        "first_completed": done.groupby("staff_id")["date"].min(),
-        "last_completed": done.groupby("staff_id")["date"].max(),
-        "first_any_course": any_active.groupby("staff_id")["date"].min(),
-        "completed_in_window": in_window.groupby("staff_id").size() > 0,
-    })
+        "first_booked": first(right), "first_completed": first(done),
+        "last_completed": first(done, "max"), "first_any_course": first(active),
+        "completed_in_window": in_window,
+    }, index=monitored.index)
 
 
 def _status(frame: pd.DataFrame, control: str, as_of: pd.Timestamp) -> pd.Series:
@@ -257,9 +265,7 @@ def monitor_bookings(design: TrialDesign, staff: pd.DataFrame, bookings: pd.Data
                                == _normalise_course(expected).to_numpy())
     monitored = _with_windows(design, staff[(staff["group"] != NOT_IN_TRIAL)
                                             & (staff["course"] != NO_COURSE)])
-    people = monitored.merge(_per_person(matched, monitored), left_on="staff_id",
-                             right_index=True, how="left")
-    people["completed_in_window"] = people["completed_in_window"].eq(True)
+    people = pd.concat([monitored, _per_person(matched, monitored)], axis=1)
     people["status"] = _status(people, design.control_arm, pd.Timestamp(as_of))
     people = people.merge(_contacts(staff), on="staff_id", how="left")
     wrong = matched[~matched["right_course"]].assign(expected_course=expected)
