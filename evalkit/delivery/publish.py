@@ -46,6 +46,9 @@ SALT_BYTES = 16
 # seven times slower); hashing a national staff-level roster (18,752 people) once costs about
 # 13 minutes on 2 cores. See README, "Lookup page".
 DEFAULT_ITERATIONS = 200_000
+# The staff_allocation columns the page and the mail merge read (PDU-level: the PDU list only).
+PDU_COLUMNS = ["pdu_code", "pdu_name", "region"]
+STAFF_COLUMNS = ["staff_id", "name", "email", *PDU_COLUMNS, "group", "course"]
 
 
 @dataclass
@@ -224,12 +227,14 @@ def _asset(name: str) -> Markup:
 
 
 def render_page(design: TrialDesign, allocation: pd.DataFrame, staff: pd.DataFrame,
-                codes: LookupCodes | None = None, published_at: str | None = None) -> str:
-    """The whole page as one HTML string (staff-level designs need everyone's lookup code)."""
+                codes: LookupCodes | None = None, published_at: str | None = None,
+                pdus: pd.DataFrame | None = None) -> str:
+    """The whole page as one HTML string (staff-level designs need everyone's lookup code;
+    `pdus`: `pdu_groups` of the same tables, if already made)."""
     staff_level = design.trial.unit == "staff"
     if staff_level and codes is None:
         raise ValueError("a staff-level page needs the staff's lookup codes")
-    pdus = pdu_groups(design, allocation, staff)
+    pdus = pdu_groups(design, allocation, staff) if pdus is None else pdus
     index = staff_index(design, staff, codes) if staff_level else None
     return _environment().get_template("page.html.j2").render(
         trial=design.trial.name, staff_level=staff_level, groups=group_descriptions(design),
@@ -270,7 +275,9 @@ def publish(directory: Path, out: Path | None = None, iterations: int | None = N
     """
     register = Register.open(directory)
     design = register.design
-    staff = register.table("staff_allocation")
+    staff = register.table("staff_allocation", STAFF_COLUMNS if design.trial.unit == "staff"
+                           else PDU_COLUMNS)
+    allocation = register.table("allocation")
     codes, codes_file, new_codes = None, None, 0
     if design.trial.unit == "staff":
         previous = stored_lookup_codes(register)
@@ -279,10 +286,11 @@ def publish(directory: Path, out: Path | None = None, iterations: int | None = N
         new_codes = len(codes.table) - (len(previous.table) if previous else 0)
         _store_lookup_codes(register, codes)
         codes_file = write_csv(Path(directory) / CODES_FILE, mail_merge_codes(staff, codes))
-    html = render_page(design, register.table("allocation"), staff, codes)
-    target = write_text(output_file(directory, out), html)
+    listed = pdu_groups(design, allocation, staff)
+    target = write_text(output_file(directory, out),
+                        render_page(design, allocation, staff, codes, pdus=listed))
     entries = len(staff) if design.trial.unit == "staff" else 0
-    pdus = len(pdu_groups(design, register.table("allocation"), staff))
+    pdus = len(listed)
     register.append_event("published", detail={"path": relative_to_folder(target, directory),
                                                "pdus": pdus,
                                                "staff_entries": entries,
