@@ -203,6 +203,9 @@ def check_cluster_nesting(df: pd.DataFrame, cols: AnalysisColumns, *,
                        "the design really has clusters that span strata)"))
     for column, kind, option in checks:
         work = df[[cols.cluster, column]].dropna().astype(str)
+        counts = work.groupby(cols.cluster, sort=True)[column].nunique()   # vectorised
+        if not (counts > 1).any():
+            continue
         spread = work.groupby(cols.cluster, sort=True)[column].unique()
         mixed = spread[spread.map(len) > 1]
         if len(mixed):
