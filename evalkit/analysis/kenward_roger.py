@@ -41,8 +41,11 @@ def kenward_roger_parts(X: np.ndarray, cluster: np.ndarray, tau2: float,
     sizes = np.bincount(cluster, minlength=n_clusters).astype(float)
     X_sums = np.zeros((n_clusters, X.shape[1]))
     np.add.at(X_sums, cluster, X)
-    crossprods = np.zeros((n_clusters, X.shape[1], X.shape[1]))
-    np.add.at(crossprods, cluster, X[:, :, None] * X[:, None, :])
+    order = np.argsort(cluster, kind="stable")
+    starts = np.searchsorted(cluster[order], np.arange(n_clusters + 1))
+    X_sorted = X[order]
+    crossprods = np.stack([X_sorted[a:b].T @ X_sorted[a:b]                # X_g' X_g
+                           for a, b in zip(starts[:-1], starts[1:], strict=True)])
 
     def quad(block: Block) -> np.ndarray:          # X' (a I + b J) X
         return np.einsum("g,gij->ij", block[0], crossprods) + (X_sums.T * block[1]) @ X_sums
