@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
+import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
 from evalkit.allocation.about import workbook_about
 from evalkit.io.files import write_csv, write_text
-from evalkit.io.html import figure_to_svg, group_style, package_environment, plot_style, yes_no
+from evalkit.io.html import group_style, package_environment, yes_no
 from evalkit.io.xlsx import write_workbook
 from evalkit.monitoring.bookings import (
     COMPLIANCE_TABLE,
@@ -21,6 +23,7 @@ from evalkit.monitoring.bookings import (
     monitor_bookings,
     read_bookings,
 )
+from evalkit.monitoring.chart import ChartProcess, Series, chart_svg
 from evalkit.register import Register
 
 HTML_ROW_LIMIT = 500  # longer lists are in the XLSX; the page says so
@@ -40,13 +43,17 @@ def run_monitor(directory: Path, bookings_path: Path, column_map: dict[str, str]
                 status_map: dict[str, str] | None = None) -> MonitorResult:
     """Monitor a run against an export; write the outputs and log a `monitored` event."""
     register = Register.open(directory)
-    bookings = read_bookings(bookings_path, column_map, status_map)
-    monitoring = monitor_bookings(register.design, register.table("staff_allocation"),
-                                  bookings, as_of)
-    directory = Path(directory)
-    about = workbook_about(register, f"Bookings and completions from {Path(bookings_path).name} "
-                                     f"as at {monitoring.as_of.isoformat()}")
-    files = write_monitoring(directory, monitoring, register.design.trial.name, about)
+    with ChartProcess() as chart:  # matplotlib is imported there while the export is read
+        bookings = read_bookings(bookings_path, column_map, status_map)
+        monitoring = monitor_bookings(register.design, register.table("staff_allocation"),
+                                      bookings, as_of)
+        chart.submit(*completion_series(monitoring))
+        directory = Path(directory)
+        about = workbook_about(register, f"Bookings and completions from "
+                                         f"{Path(bookings_path).name} as at "
+                                         f"{monitoring.as_of.isoformat()}")
+        files = write_monitoring(directory, monitoring, register.design.trial.name, about,
+                                 chart=chart.result)
     register.replace_table(COMPLIANCE_TABLE, compliance_table(monitoring))
     register.append_event("monitored", detail={
         "bookings": str(Path(bookings_path).resolve()), "rows": monitoring.rows_read,
@@ -95,9 +102,11 @@ EMPTY_SHEETS = {
 
 
 def write_monitoring(directory: Path, monitoring: Monitoring, trial_name: str = "Evaluation",
-                     about: dict | None = None) -> dict[str, Path]:
+                     about: dict | None = None,
+                     chart: Callable[[], str] | None = None) -> dict[str, Path]:
     """monitoring.csv (one row per person), monitoring.xlsx (About, summary, the lists to
-    act on, then everyone's row), monitoring.html."""
+    act on, then everyone's row), monitoring.html (`chart()` gives its completion chart, e.g.
+    from a `ChartProcess`; default: drawn here)."""
     tables = output_tables(monitoring)
     sheets = {WORKBOOK_SHEETS[name]: frame for name, frame in tables.items() if name != "staff"}
     sheets[WORKBOOK_SHEETS["staff"]] = tables["staff"]
@@ -106,7 +115,8 @@ def write_monitoring(directory: Path, monitoring: Monitoring, trial_name: str = 
         "xlsx": write_workbook(directory / "monitoring.xlsx", sheets,
                                about=about or {"Trial": trial_name}, empty_notes=EMPTY_SHEETS),
         "html": write_text(directory / "monitoring.html",
-                           render_html(monitoring, tables, trial_name)),
+                           render_html(monitoring, tables, trial_name,
+                                       chart() if chart is not None else None)),
     }
 
 
@@ -124,25 +134,16 @@ def completion_curve(monitoring: Monitoring) -> pd.DataFrame:
     return 100 * cumulative / sizes.reindex(cumulative.columns)
 
 
+def completion_series(monitoring: Monitoring) -> tuple[np.ndarray, Series]:
+    """The completion curve as the chart draws it: the weeks, and each group's values."""
+    curve = completion_curve(monitoring)
+    return curve.index.to_numpy(), [(str(group), curve[group].to_numpy())
+                                    for group in curve.columns]
+
+
 def completion_chart_svg(monitoring: Monitoring) -> str:
     """The completion curve as an inline SVG (no XML header), one look per group."""
-    from matplotlib.figure import Figure
-
-    curve = completion_curve(monitoring)
-    figure = Figure(figsize=(8, 3.6))
-    axes = figure.subplots()
-    for group in curve.columns:
-        style = plot_style(group)
-        axes.step(curve.index, curve[group], where="post", label=group, color=style["color"],
-                  linestyle=style["linestyle"], linewidth=2)
-    axes.set_ylabel("% of staff completed")
-    axes.set_ylim(0, 100)
-    axes.grid(alpha=0.3)
-    if len(curve.columns):
-        axes.legend(frameon=False)
-    figure.autofmt_xdate()
-    figure.tight_layout()
-    return figure_to_svg(figure, "Cumulative percentage of each group's staff who have completed")
+    return chart_svg(*completion_series(monitoring))
 
 
 HTML_COLUMNS = {"staff_id": "Staff ID", "pdu_code": "PDU code", "pdu_name": "PDU",
@@ -217,15 +218,17 @@ def _early_by_pdu(monitoring: Monitoring) -> list[dict]:
 
 
 def render_html(monitoring: Monitoring, tables: dict[str, pd.DataFrame] | None = None,
-                trial_name: str = "Evaluation") -> str:
-    """The self-contained monitoring page: the lists to act on first, long lists folded away."""
+                trial_name: str = "Evaluation", chart: str | None = None) -> str:
+    """The self-contained monitoring page: the lists to act on first, long lists folded away
+    (`chart`: the completion chart's SVG, drawn here when not given)."""
     people = ["name", "staff_id", "grade", "pdu_name", "group", "window_end", "first_booked",
               "first_completed", "status", "manager_name", "manager_email", "manager"]
     control = monitoring.summary.loc[monitoring.summary["group"].map(_is_control), "staff"]
     return _environment().get_template("report.html.j2").render(
         trial_name=trial_name, as_of=_cell(pd.Timestamp(monitoring.as_of), long_date=True),
         rows_read=monitoring.rows_read, summary=_listing(monitoring.summary),
-        pdus=_listing(pdu_summary(monitoring)), chart=Markup(completion_chart_svg(monitoring)),
+        pdus=_listing(pdu_summary(monitoring)),
+        chart=Markup(chart if chart is not None else completion_chart_svg(monitoring)),
         late=_listing(monitoring.late, people), not_booked=_listing(monitoring.not_booked, people),
         control_by_pdu=_early_by_pdu(monitoring), control_total=len(monitoring.control_early),
         control_monitored=int(control.sum()),
