@@ -40,6 +40,7 @@ from evalkit.analysis.plan.data import (
     acceptance_rule,
     load_plan_data,
 )
+from evalkit.analysis.plan.parallel import run_in_order, usable_cores
 from evalkit.analysis.plan.result import PlannedModel, PlanResult, ResultRole
 from evalkit.analysis.results import Contrast, ModelResult
 from evalkit.analysis.run import AnalyseSpec, analyse_frame
@@ -65,23 +66,23 @@ def compute_plan(register: Register, outcomes_path: Path, plan_file: Path | None
                           "file with --plan if it was written after the allocation)")
     data = load_plan_data(register, Path(outcomes_path), plan)
     accept = acceptance_rule(register)
-    deviations: list[dict[str, str]] = []
     notes = list(data.notes)
     if plan_file is not None:
         notes.append(f"analysis plan read from {plan_file} (sha256 "
                      f"{sha256_file(Path(plan_file))[:12]}), not from the sealed design")
-    models: list[PlannedModel] = []
-    for outcome in plan.outcomes:
-        for position, model in enumerate(plan.models_for(outcome)):
-            result = _run_model(data, plan, outcome, model, design.trial.seed, accept,
-                                design.trial.unit, deviations)
-            if result is not None:
-                role = ResultRole("primary" if outcome.primary else "secondary",
-                                  "primary" if position == 0 else "sensitivity", outcome.level)
-                models.append(PlannedModel(result, role))
-            if on_progress is not None:
-                on_progress(1)
-        models += _moderators(data, plan, outcome, deviations)
+    batches = outcome_batches(plan, min(usable_cores(), len(plan.outcomes)))
+    fitted, summary = run_in_order(
+        lambda batch: [_outcome_models(data, plan, plan.outcomes[index], design.trial.seed,
+                                       accept, design.trial.unit) for index in batches[batch]],
+        len(batches), meanwhile=lambda: _summaries(register, data, plan),
+        on_done=None if on_progress is None else lambda batch: on_progress(
+            sum(len(plan.models_for(plan.outcomes[index])) for index in batches[batch])))
+    by_outcome = dict(zip([i for batch in batches for i in batch],
+                          [found for batch in fitted for found in batch], strict=True))
+    fitted = [by_outcome[index] for index in range(len(plan.outcomes))]
+    models = [planned for outcome_models, _ in fitted for planned in outcome_models]
+    deviations = [found for _, outcome_deviations in fitted for found in outcome_deviations]
+    deviations += summary.pop("deviations")
     if data.non_randomised:
         notes.append(f"{', '.join(data.non_randomised)} was allocated on purpose "
                      "(non-randomised): its contrasts are observational and are left out of "
@@ -90,16 +91,53 @@ def compute_plan(register: Register, outcomes_path: Path, plan_file: Path | None
         notes.append("randomisation inference keeps only permutations that pass the design's "
                      "re-randomisation balance rule")
     holm = _holm(models)
-    iccs = _iccs(data, plan)
-    cace = _cace(data, plan, deviations)
     return PlanResult(
-        design_summary=design_summary(register, plan), models=models,
-        contrasts=_contrast_table(models, holm),
-        effect_sizes=_effect_sizes(models, iccs, data, plan.alpha), iccs=iccs,
-        attrition=_attrition(data, plan), consort=_consort(data, plan),
-        balance=balance_from_register(register), cace=cace, deviations=deviations,
-        notes=notes, holm=holm,
+        models=models, contrasts=_contrast_table(models, holm),
+        effect_sizes=_effect_sizes(models, summary["iccs"], data, plan.alpha),
+        deviations=deviations, notes=notes, holm=holm, **summary,
     )
+
+
+def outcome_batches(plan: AnalysisSection, workers: int) -> list[list[int]]:
+    """The plan's outcomes (by position) in batches for `workers` processes: outcomes with
+    the same models together (a worker then imports and warms up each estimator once, e.g.
+    statsmodels for the GEEs), the largest batches split until every worker has one."""
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for index, outcome in enumerate(plan.outcomes):
+        groups.setdefault(tuple(plan.models_for(outcome)), []).append(index)
+    batches = list(groups.values())
+    while len(batches) < workers and any(len(batch) > 1 for batch in batches):
+        largest = max(range(len(batches)), key=lambda i: len(batches[i]))
+        batch = batches.pop(largest)
+        middle = (len(batch) + 1) // 2
+        batches[largest:largest] = [batch[:middle], batch[middle:]]
+    return batches
+
+
+def _outcome_models(data: PlanData, plan: AnalysisSection, outcome: OutcomeSpec, seed: int,
+                    accept, unit: str) -> tuple[list[PlannedModel], list[dict[str, str]]]:
+    """One outcome's planned models in plan order (the first is its primary analysis), then
+    its moderators, with the deviations they recorded: independent of the other outcomes."""
+    deviations: list[dict[str, str]] = []
+    models: list[PlannedModel] = []
+    for position, model in enumerate(plan.models_for(outcome)):
+        result = _run_model(data, plan, outcome, model, seed, accept, unit, deviations)
+        if result is not None:
+            role = ResultRole("primary" if outcome.primary else "secondary",
+                              "primary" if position == 0 else "sensitivity", outcome.level)
+            models.append(PlannedModel(result, role))
+    models += _moderators(data, plan, outcome, deviations)
+    return models, deviations
+
+
+def _summaries(register: Register, data: PlanData, plan: AnalysisSection) -> dict[str, Any]:
+    """What does not depend on the fitted models: design, ICCs, attrition, CONSORT, balance
+    and CACE (computed while the models are fitted; its deviation, if any, comes last)."""
+    deviations: list[dict[str, str]] = []
+    return {"design_summary": design_summary(register, plan), "iccs": _iccs(data, plan),
+            "cace": _cace(data, plan, deviations), "attrition": _attrition(data, plan),
+            "consort": _consort(data, plan), "balance": balance_from_register(register),
+            "deviations": deviations}
 
 
 def _run_model(data: PlanData, plan: AnalysisSection, outcome: OutcomeSpec, model: str,

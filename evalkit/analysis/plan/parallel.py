@@ -1,0 +1,122 @@
+"""Run independent pieces of the plan on the machine's cores; results in the order asked.
+
+The outcomes of a plan are independent of one another (each outcome's models, moderators
+and deviations depend only on the shared analysis table), so they can be fitted in worker
+processes. Workers are forked: they inherit the loaded data and the imported estimators, so
+nothing is pickled on the way in (the task is a module global, set just before the fork),
+only each outcome's results on the way back. The numbers are those the same code computes
+in this process (the same code on the same data, and the same BLAS thread count, which a
+fork inherits), and the results come back in task order, whatever order they finish in.
+
+Serial, in this process, when there is one core or one task, off Linux (fork is unsafe on
+macOS and absent on Windows), or when the pool breaks (a worker killed, fork refused); a task
+that raises in a worker is run again here, so its exception and traceback are the ones a
+serial run would show.
+Warnings a worker raises are re-issued here, in task order.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+import warnings
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+# The task the forked workers run, set only while a pool is running.
+_TASK: Callable[[int], Any] | None = None
+
+
+def usable_cores() -> int:
+    """The processors this process may run on (its affinity mask, else the machine's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def run_in_order(task: Callable[[int], T], count: int, workers: int | None = None,
+                 on_done: Callable[[int], None] | None = None,
+                 meanwhile: Callable[[], Any] | None = None) -> tuple[list[T], Any]:
+    """[task(0), ..., task(count - 1)], on up to `workers` forked processes (default: one
+    per usable core), and the value of `meanwhile()`, which runs here while the workers fit
+    (first, when serial). `on_done(i)` is called here as task i finishes."""
+    done = on_done or (lambda index: None)
+    workers = min(count, usable_cores() if workers is None else workers)
+    finished: dict[int, T] = {}
+    later: Any = _NOT_RUN
+    if workers >= 2 and sys.platform.startswith("linux"):   # fork: safe on Linux only
+        later = _run_forked(task, count, workers, done, meanwhile, finished)
+    if later is _NOT_RUN:
+        later = meanwhile() if meanwhile is not None else None
+    results = []
+    for index in range(count):
+        if index not in finished:   # serial, or its worker failed: raises as a serial run
+            finished[index] = task(index)
+            done(index)
+        results.append(finished[index])
+    return results, later
+
+
+_NOT_RUN = object()
+
+
+def _run_forked(task: Callable[[int], T], count: int, workers: int,
+                done: Callable[[int], None], meanwhile: Callable[[], Any] | None,
+                finished: dict[int, T]) -> Any:
+    """Fill `finished` with the tasks the workers completed; return meanwhile()'s value, or
+    _NOT_RUN when no pool could be started."""
+    global _TASK
+    _TASK = task
+    later: Any = _NOT_RUN
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(
+                "fork"), initializer=_own_streams) as pool:
+            futures = [pool.submit(_worker, index) for index in range(count)]
+            later = meanwhile() if meanwhile is not None else None
+            _collect(futures, done, finished)
+    except (BrokenProcessPool, OSError):
+        pass   # a fork refused or a worker killed: what is missing runs serially
+    finally:
+        _TASK = None
+    return later
+
+
+def _collect(futures: list[Future], done: Callable[[int], None],
+             finished: dict[int, Any]) -> None:
+    """Results of the futures that succeeded, as each finishes; their warnings re-issued
+    here in task order once all are in."""
+    pending = set(futures)
+    position = {id(future): index for index, future in enumerate(futures)}
+    caught: dict[int, list[tuple[str, type[Warning], str, int]]] = {}
+    while pending:
+        ready, pending = wait(pending, return_when="FIRST_COMPLETED")
+        for future in sorted(ready, key=lambda f: position[id(f)]):
+            if future.exception() is None:
+                index = position[id(future)]
+                finished[index], caught[index] = future.result()
+                done(index)
+    for index in sorted(caught):
+        for message, category, filename, lineno in caught[index]:
+            warnings.warn_explicit(message, category, filename, lineno)
+
+
+def _own_streams() -> None:
+    """In a new worker: standard streams of its own (fresh locks on the same descriptors),
+    so nothing waits on a lock that a parent thread (a progress bar) held at the fork."""
+    sys.stdout = open(1, "w", closefd=False)
+    sys.stderr = open(2, "w", closefd=False)
+
+
+def _worker(index: int) -> tuple[Any, list[tuple[str, type[Warning], str, int]]]:
+    """In a forked worker: run the inherited task, recording its warnings for the parent."""
+    if _TASK is None:
+        raise RuntimeError("no task: the worker was not forked from run_in_order")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        value = _TASK(index)
+    return value, [(str(w.message), w.category, w.filename, w.lineno) for w in caught]
