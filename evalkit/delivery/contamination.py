@@ -133,9 +133,12 @@ def transfers(staff: pd.DataFrame, events: pd.DataFrame | None) -> list[dict]:
     of another group (their group is kept: intention to treat), low otherwise."""
     if events is None or events.empty:
         return []
+    moved = events[events["kind"] == "transferred"]
+    if moved.empty:
+        return []
     pdu_group = staff.groupby("pdu_code")["group"].agg(lambda g: g.mode().iloc[0])
     findings = []
-    for _, event in events[events["kind"] == "transferred"].iterrows():
+    for _, event in moved.iterrows():
         detail = json.loads(event["detail"] or "{}")
         staff_id, group = str(detail.get("staff_id", "")), str(detail.get("group", ""))
         target = str(detail.get("to_pdu", ""))
