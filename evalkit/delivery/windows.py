@@ -28,6 +28,7 @@ from evalkit.trial.design import NO_COURSE, TrialDesign
 ROW_COLUMNS = ["staff_id", "name", "email", "pdu_code", "pdu_name", "region", "group", "course",
                "window_start", "window_end", "instruction"]
 NO_COURSE_LABEL = "No course"
+STAFF_READ = ROW_COLUMNS[:8]  # the staff_allocation columns windows reads (not grade, POD...)
 
 
 @dataclass
@@ -132,7 +133,7 @@ def run_windows(directory: Path, templates: Path | None = None) -> tuple[Windows
     """Read the register in `directory`, plan the windows and write every file."""
     register = Register.open(directory)
     design, manifest = register.design, register.manifest
-    staff = register.table("staff_allocation")
+    staff = register.table("staff_allocation", STAFF_READ)
     plan = plan_windows(design, staff, manifest,
                         GuidanceTemplates.for_design(design, manifest, templates))
     about = workbook_about(register, "Every staff member's course and booking window")
