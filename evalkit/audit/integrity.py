@@ -72,7 +72,8 @@ def seal_differences(register: Register) -> list[str]:
     detail = json.loads(rows[0][1])
     if "sealed" not in detail:
         return []
-    current = register.sealed_digest(detail.get("sealed_meta", ["design", "manifest"]))
+    current = register.sealed_digest(detail.get("sealed_meta", ["design", "manifest"]),
+                                     detail.get("seal_format", 1))
     if current == detail["sealed"]:
         return []
     return ["seal: the sealed contents (stored design, manifest, units or allocation) were "

@@ -105,15 +105,14 @@ def read_table(path: Path, sheet: str | None = None) -> pd.DataFrame:
     notes: list[str] = []
     try:
         if suffix in {".xlsx", ".xlsm"}:
-            header, rows = _read_xlsx(path, sheet)
+            frame = _frame_from_rows(*_read_xlsx(path, sheet), path)
         elif suffix in {".csv", ".txt", ".tsv", ""}:
-            header, rows = _read_csv(path, notes)
+            frame = _read_csv(path, notes)
         else:
             raise InputError(f"unsupported file type {suffix!r}; expected .csv or .xlsx",
                              file=path)
     except OSError as error:
         raise InputError(f"cannot read the file: {error.strerror or error}", file=path) from None
-    frame = _frame_from_rows(header, rows, path)
     frame.attrs["notes"] = notes
     for note in notes:
         warnings.warn(InputNote(f"{path}: {note}"), stacklevel=2)
@@ -145,19 +144,24 @@ def _decode(raw: bytes, path: Path, notes: list[str]) -> str:
         return text
 
 
-def _read_csv(path: Path, notes: list[str]) -> tuple[list[str], list[list[str]]]:
+def _read_csv(path: Path, notes: list[str]) -> pd.DataFrame:
     text = _decode(path.read_bytes(), path, notes)
     if "\x00" in text:
         line = text[: text.index("\x00")].count("\n") + 1
         raise InputError("contains a NUL byte (not a text CSV file); export it again as CSV",
                          file=path, row=line)
-    lines = text.splitlines()
+    lines = text[:_SNIFF_CHARS].splitlines()
     first = next((line for line in lines if line.strip()), None)
+    if first is None and not text[:_SNIFF_CHARS].isspace():
+        first = next((line for line in text.splitlines() if line.strip()), None)
     if first is None:
         raise InputError("file is empty; expected a header row and data rows", file=path)
     delimiter = _sniff_delimiter(first, lines[:50], path)
     if delimiter != ",":
         notes.append(f"read as {DELIMITERS[delimiter]}-separated")
+    fast = _plain_csv_frame(text, delimiter, path)
+    if fast is not None:
+        return fast
     try:
         records = list(csv.reader(io.StringIO(text), delimiter=delimiter, strict=True))
     except csv.Error as error:
@@ -165,7 +169,45 @@ def _read_csv(path: Path, notes: list[str]) -> tuple[list[str], list[list[str]]]
                          file=path) from None
     while records and not any(cell.strip() for cell in records[0]):
         records.pop(0)
-    return records[0], records[1:]
+    return _frame_from_rows(records[0], records[1:], path)
+
+
+_SNIFF_CHARS = 1 << 16  # the delimiter is told from the first lines
+
+
+def _plain_csv_frame(text: str, delimiter: str, path: Path) -> pd.DataFrame | None:
+    """The frame `_frame_from_rows` makes, read by pandas' C parser, for the common file:
+    no quote characters, no control characters, the header on the first line and no row
+    longer than it. None for any other file, which the csv module reads (it gives the exact
+    line of a problem)."""
+    if '"' in text or _CONTROL.search(text) or not text.lstrip("\ufeff")[:1].strip():
+        return None
+    try:
+        table = pd.read_csv(io.StringIO(text), sep=delimiter, header=None, dtype=object,
+                            na_filter=False, skip_blank_lines=False, quoting=csv.QUOTE_NONE,
+                            engine="c")
+    except (pd.errors.ParserError, ValueError):
+        return None
+    cells = {position: _stripped(table[position]) for position in table.columns}
+    header = [cells[position][0] for position in table.columns]
+    if not any(header):
+        return None
+    while header and not header[-1] and not any(cells[len(header) - 1][1:]):
+        header.pop()
+    header = [h or f"Unnamed: {i}" for i, h in enumerate(header)]
+    _require_unique_headers(header, path)
+    frame = pd.DataFrame({name: cells[position][1:] for position, name in enumerate(header)},
+                         dtype=object, columns=header)
+    blank = ~np.logical_or.reduce([frame[c].to_numpy() != "" for c in header]) \
+        if header else np.ones(len(frame), dtype=bool)
+    if blank.all() and len(frame):
+        return frame.iloc[:0].set_axis(pd.Index([], dtype=object))  # as the csv path gives
+    return frame[~blank] if blank.any() else frame
+
+
+def _stripped(column: pd.Series) -> list[str]:
+    """A parsed column's cells as stripped text, missing cells (short rows) as ''."""
+    return [cell.strip() if isinstance(cell, str) else "" for cell in column.tolist()]
 
 
 def _sniff_delimiter(header: str, sample: list[str], path: Path) -> str:
