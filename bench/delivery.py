@@ -7,7 +7,7 @@ On the national example (109 PDUs, ~18,750 staff), after one `assign` (not timed
   3. the booking-windows workbook by evalkit's streaming writer beside openpyxl write-only.
 Targets (issue 13): each CLI <= 1.5x the floor.
 
-Run: .venv/bin/python bench/delivery.py [--repeats 3]
+Run: .venv/bin/python bench/delivery.py [--repeats 3] [--no-hashing]
      .venv/bin/python bench/delivery.py --quick     (one run each: a smoke run)
 """
 
@@ -61,6 +61,9 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="one run each")
+    parser.add_argument("--no-hashing", action="store_true",
+                        help="leave out the library publish rows (hashing every lookup code "
+                             "takes minutes)")
     options = parser.parse_args()
     repeats = 1 if options.quick else options.repeats
     try:
@@ -76,7 +79,7 @@ def main() -> None:
         rows = cli_rows(run, folder, commands, repeats)
         library = [("windows (library)", lambda: run_windows(run)),
                    ("guidance (library)", lambda: run_guidance(run))]
-        if publish is not None and not options.quick:   # hashing every lookup code is slow
+        if publish is not None and not (options.quick or options.no_hashing):  # slow
             library += [("publish (library)", lambda: publish(run)),
                         ("publish: hash every staff ID", lambda: _hash_all_staff(run))]
         rows += [Row(name, in_process(action, repeats)) for name, action in library]

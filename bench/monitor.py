@@ -3,8 +3,8 @@
 Rows (medians of --repeats runs, each beside its floor, taken in turn):
   1. `evalkit monitor` whole CLI vs the floor: pandas read_csv of the export and of
      staff_allocation.csv, a join on staff ID, one CSV written (bench/floors.py monitor).
-  2. The library steps in process (read and validate, compare, write CSV/XLSX/HTML) beside
-     `pandas.read_csv` of the same export.
+  2. The library steps in process (the shared reader, read and validate, compare, write
+     CSV/XLSX/HTML with the chart drawn in process) beside `pandas.read_csv` of the same export.
 Target (issue 13): the whole CLI <= 1.5x the floor.
 
 Run: .venv/bin/python bench/monitor.py [--rows 200000] [--repeats 3]
@@ -30,6 +30,7 @@ from measure import Row, evalkit_cli, in_process, paired, print_table  # noqa: E
 from evalkit.allocation.assign import run_assign  # noqa: E402
 from evalkit.examples.bookings import make_example_bookings  # noqa: E402
 from evalkit.examples.roster import write_example  # noqa: E402
+from evalkit.io.files import read_table  # noqa: E402
 from evalkit.monitoring.bookings import monitor_bookings, read_bookings  # noqa: E402
 from evalkit.monitoring.report import write_monitoring  # noqa: E402
 from evalkit.register import Register  # noqa: E402
@@ -81,7 +82,8 @@ def main() -> None:
         bookings = read_bookings(export)
         monitoring = monitor_bookings(register.design, staff, bookings, AS_OF)
         for name, action in [
-            ("  read_bookings (validate)", lambda: read_bookings(export)),
+            ("  read_table (shared reader, evalkit/io)", lambda: read_table(export)),
+            ("  read_bookings (read_table + validate)", lambda: read_bookings(export)),
             ("  monitor_bookings (compare)",
              lambda: monitor_bookings(register.design, staff, bookings, AS_OF)),
             ("  write_monitoring (CSV, XLSX, HTML)",
