@@ -14,8 +14,9 @@ from evalkit.register import Register
 from evalkit.trial.design import load_design
 from tests.conftest import SEEDS2_CONFIG
 
-needs_fork = pytest.mark.skipif(not parallel.sys.platform.startswith("linux"),
-                                reason="workers are forked on Linux only")
+needs_fork = pytest.mark.skipif(not parallel.sys.platform.startswith("linux")
+                                or parallel.usable_cores() < 2,
+                                reason="workers are forked on Linux, with two cores or more")
 
 
 def _square_or_fail(index: int) -> int:
@@ -24,13 +25,14 @@ def _square_or_fail(index: int) -> int:
     return index * index
 
 
-def test_serial_and_forked_runs_give_the_same_list_in_task_order():
+def test_serial_and_forked_runs_give_the_same_list_in_task_order(monkeypatch):
     done = []
     results, later = parallel.run_in_order(lambda i: (i, os.getpid()), 5, workers=2,
                                            on_done=done.append, meanwhile=lambda: "here")
     assert [value for value, _ in results] == [0, 1, 2, 3, 4]
     assert later == "here" and sorted(done) == [0, 1, 2, 3, 4]
-    serial, later = parallel.run_in_order(lambda i: (i, os.getpid()), 5, workers=1,
+    monkeypatch.setattr(parallel, "usable_cores", lambda: 1)
+    serial, later = parallel.run_in_order(lambda i: (i, os.getpid()), 5, workers=2,
                                           meanwhile=lambda: "here")
     assert serial == [(i, os.getpid()) for i in range(5)] and later == "here"
 
@@ -39,6 +41,15 @@ def test_serial_and_forked_runs_give_the_same_list_in_task_order():
 def test_forked_tasks_run_in_other_processes():
     results, _ = parallel.run_in_order(lambda i: os.getpid(), 4, workers=2)
     assert os.getpid() not in results
+
+
+@needs_fork
+def test_one_worker_beside_this_process_when_there_is_work_here_too():
+    results, later = parallel.run_in_order(lambda i: os.getpid(), 2, workers=1,
+                                           meanwhile=os.getpid)
+    assert later == os.getpid() and os.getpid() not in results and len(set(results)) == 1
+    alone, _ = parallel.run_in_order(lambda i: os.getpid(), 2, workers=1)
+    assert alone == [os.getpid()] * 2
 
 
 def test_a_task_that_raises_raises_here_as_in_a_serial_run():

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from evalkit.allocation.assign import AssignResult, run_assign
+from evalkit.analysis.plan.parallel import run_in_order
 from evalkit.analysis.plan.run import run_plan
 from evalkit.delivery.guidance import run_guidance
 from evalkit.delivery.publish import publish
@@ -51,6 +52,23 @@ def run_demo(directory: Path, config: Path = PACKAGED_DESIGN,
     step(STEPS[1])
     assigned = run_assign(config, out=run_dir, pdus=roster["pdus"], staff=roster["staff"])
     result = DemoResult(run_dir, assigned, {"allocation": run_dir / "allocation.xlsx"})
+    # The example's bookings and outcomes depend only on the allocation: a worker writes
+    # them while this process makes the windows, guidance and lookup page.
+    (bookings, outcomes), _ = run_in_order(
+        lambda index: (write_example_bookings(run_dir, example_dir / "bookings.csv")
+                       if index == 0 else write_example_outcomes(example_dir, run_dir)),
+        2, workers=1, meanwhile=lambda: _delivery(run_dir, result, step))
+    step(STEPS[5])
+    monitored = run_monitor(run_dir, bookings, as_of=MONITOR_AS_OF)
+    result.outputs["monitoring"] = monitored.files["html"]
+    step(STEPS[6])
+    analysed = run_plan(run_dir, outcomes)
+    result.outputs["outcome report"] = analysed.files["html"]
+    return result
+
+
+def _delivery(run_dir: Path, result: DemoResult, step: Callable[[str], None]) -> None:
+    """Booking windows, guidance and the staff lookup page of the sealed run."""
     step(STEPS[2])
     result.outputs["booking windows"] = run_windows(run_dir)[1]["workbook"]
     step(STEPS[3])
@@ -58,12 +76,3 @@ def run_demo(directory: Path, config: Path = PACKAGED_DESIGN,
     result.outputs["guidance and contamination risk"] = run_dir / "guidance.html"
     step(STEPS[4])
     result.outputs["staff lookup page"] = publish(run_dir).path
-    step(STEPS[5])
-    bookings = write_example_bookings(run_dir, example_dir / "bookings.csv")
-    monitored = run_monitor(run_dir, bookings, as_of=MONITOR_AS_OF)
-    result.outputs["monitoring"] = monitored.files["html"]
-    step(STEPS[6])
-    outcomes = write_example_outcomes(example_dir, run_dir)
-    analysed = run_plan(run_dir, outcomes)
-    result.outputs["outcome report"] = analysed.files["html"]
-    return result

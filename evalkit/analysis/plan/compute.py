@@ -52,11 +52,14 @@ from evalkit.trial.design import load_design
 
 
 def compute_plan(register: Register, outcomes_path: Path, plan_file: Path | None = None,
-                 on_progress: Callable[[int], None] | None = None) -> PlanResult:
+                 on_progress: Callable[[int], None] | None = None,
+                 alongside: Callable[[], object] | None = None) -> PlanResult:
     """Fit every planned model and summary; no files written.
 
     The plan is the sealed design's [analysis] section, or that of `plan_file` (a design
     TOML) when the plan was written after the allocation was sealed; that is noted.
+    `alongside()` runs in this process while workers fit the models (e.g. run_plan's import
+    of the report's plotting library).
     """
     design = register.design
     plan = design.analysis if plan_file is None else load_design(plan_file).analysis
@@ -74,7 +77,7 @@ def compute_plan(register: Register, outcomes_path: Path, plan_file: Path | None
     fitted, summary = run_in_order(
         lambda batch: [_outcome_models(data, plan, plan.outcomes[index], design.trial.seed,
                                        accept, design.trial.unit) for index in batches[batch]],
-        len(batches), meanwhile=lambda: _summaries(register, data, plan),
+        len(batches), meanwhile=lambda: _summaries(register, data, plan, alongside),
         on_done=None if on_progress is None else lambda batch: on_progress(
             sum(len(plan.models_for(plan.outcomes[index])) for index in batches[batch])))
     by_outcome = dict(zip([i for batch in batches for i in batch],
@@ -130,9 +133,13 @@ def _outcome_models(data: PlanData, plan: AnalysisSection, outcome: OutcomeSpec,
     return models, deviations
 
 
-def _summaries(register: Register, data: PlanData, plan: AnalysisSection) -> dict[str, Any]:
+def _summaries(register: Register, data: PlanData, plan: AnalysisSection,
+               alongside: Callable[[], object] | None = None) -> dict[str, Any]:
     """What does not depend on the fitted models: design, ICCs, attrition, CONSORT, balance
-    and CACE (computed while the models are fitted; its deviation, if any, comes last)."""
+    and CACE (computed while the models are fitted; its deviation, if any, comes last),
+    after `alongside()`."""
+    if alongside is not None:
+        alongside()
     deviations: list[dict[str, str]] = []
     return {"design_summary": design_summary(register, plan), "iccs": _iccs(data, plan),
             "cace": _cace(data, plan, deviations), "attrition": _attrition(data, plan),

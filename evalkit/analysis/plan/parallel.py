@@ -8,11 +8,11 @@ only each outcome's results on the way back. The numbers are those the same code
 in this process (the same code on the same data, and the same BLAS thread count, which a
 fork inherits), and the results come back in task order, whatever order they finish in.
 
-Serial, in this process, when there is one core or one task, off Linux (fork is unsafe on
-macOS and absent on Windows), or when the pool breaks (a worker killed, fork refused); a task
-that raises in a worker is run again here, so its exception and traceback are the ones a
-serial run would show.
-Warnings a worker raises are re-issued here, in task order.
+Serial, in this process, when there is one core or nothing to do beside the one task, off
+Linux (fork is unsafe on macOS and absent on Windows), or when the pool breaks (a worker
+killed, fork refused); a task that raises in a worker is run again here, so its exception and
+traceback are the ones a serial run would show. Warnings a worker raises are re-issued
+here, in task order.
 """
 
 from __future__ import annotations
@@ -43,13 +43,17 @@ def run_in_order(task: Callable[[int], T], count: int, workers: int | None = Non
                  on_done: Callable[[int], None] | None = None,
                  meanwhile: Callable[[], Any] | None = None) -> tuple[list[T], Any]:
     """[task(0), ..., task(count - 1)], on up to `workers` forked processes (default: one
-    per usable core), and the value of `meanwhile()`, which runs here while the workers fit
+    per usable core), and the value of `meanwhile()`, which runs here while the workers work
     (first, when serial). `on_done(i)` is called here as task i finishes."""
     done = on_done or (lambda index: None)
-    workers = min(count, usable_cores() if workers is None else workers)
+    cores = usable_cores()
+    workers = min(count, cores if workers is None else workers)
     finished: dict[int, T] = {}
     later: Any = _NOT_RUN
-    if workers >= 2 and sys.platform.startswith("linux"):   # fork: safe on Linux only
+    # fork (safe on Linux only) when two or more cores have work: two workers, or one
+    # beside this process's `meanwhile`
+    if cores >= 2 and (workers >= 2 or (workers == 1 and meanwhile is not None)) \
+            and sys.platform.startswith("linux"):
         later = _run_forked(task, count, workers, done, meanwhile, finished)
     if later is _NOT_RUN:
         later = meanwhile() if meanwhile is not None else None

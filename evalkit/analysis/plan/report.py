@@ -11,7 +11,6 @@ from markupsafe import Markup
 
 from evalkit.analysis.plan.labels import humanise, model_label, outcome_label
 from evalkit.analysis.plan.mdes import sample_size_paragraph
-from evalkit.analysis.plan.plots import forest_plot, icc_plot
 from evalkit.analysis.plan.result import PlanResult
 from evalkit.io.html import package_environment
 
@@ -136,6 +135,8 @@ def mdes_rows(mdes: dict | None) -> list[dict]:
 
 def render_report(result: PlanResult, generated: str) -> str:
     """The whole report as one HTML string (inline CSS and SVG; no external resources)."""
+    from evalkit.analysis.plan.plots import forest_plot, icc_plot  # matplotlib: only here
+
     models = [{"result": m.result, "role": m.role, "joint": m.result.joint_test or {}}
               for m in result.models]
     design = result.design_summary

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,7 +19,8 @@ def run_plan(register_dir: Path, outcomes_path: Path, out: Path | None = None,
              on_progress: Callable[[int], None] | None = None) -> PlanResult:
     """Compute the plan, write results.json/xlsx and report.html, record an `analysed` event."""
     register = Register.open(register_dir)
-    result = compute_plan(register, outcomes_path, plan_file, on_progress)
+    result = compute_plan(register, outcomes_path, plan_file, on_progress, alongside=lambda:
+                          importlib.import_module("evalkit.analysis.plan.plots"))
     primary = next((m.result.outcome for m in result.models
                     if m.role.outcome_role == "primary"), None)
     if primary is not None:
