@@ -144,12 +144,11 @@ def sealed_digest(connection: sqlite3.Connection, meta_keys: list[str],
     for key in sorted(meta_keys):
         row = connection.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         hasher.meta(key, row[0] if row else "")
-    for table in SEALED_TABLES:
-        cursor = connection.execute(f'SELECT * FROM "{table}" ORDER BY rowid')
-        hasher.start_table(table, [c[0] for c in cursor.description])
+    for name in SEALED_TABLES:
+        cursor = connection.execute(f'SELECT * FROM "{name}" ORDER BY rowid')
+        table = hasher.table(name, [c[0] for c in cursor.description])
         while rows := cursor.fetchmany(_DIGEST_CHUNK):
-            hasher.add_rows(rows)
-        hasher.end_table()
+            table.add_rows(rows)
     return hasher.hexdigest()
 
 
@@ -157,51 +156,77 @@ _DIGEST_CHUNK = 100_000
 
 
 class SealHasher:
-    """SHA-256 over meta values and table cells, fed a chunk of rows (or columns) at a time.
+    """SHA-256 over meta values and the sealed tables' cells.
 
     Format 2 hashes each column on its own, in C-speed passes: a type code per cell
     (s text, i integer, f real, b blob, n null), then the cells of each type (integers and
-    reals as 8-byte little-endian, text and blobs as their lengths then their bytes); the
-    table's digest is the column names and each column's digest in order. The result does
-    not depend on how the rows were chunked. Format 1 (older registers) is a `json.dumps` of
-    each row.
+    reals as 8-byte little-endian, text and blobs as their lengths then their bytes). The
+    digest is over the meta entries (sorted by key), then per table its column names and its
+    columns' digests, whatever order they were fed in and however the rows were chunked.
+    Format 1 (older registers) streams a `json.dumps` of each row, so it must be fed in order:
+    meta first, then the tables in order.
     """
 
     def __init__(self, seal_format: int = SEAL_FORMAT) -> None:
         if seal_format not in (1, 2):
             raise CheckFailed(f"unknown seal format {seal_format} (a newer evalkit sealed it?)")
         self.format = seal_format
-        self._digest = hashlib.sha256()
-        self._columns: list[Any] = []
+        self._stream = hashlib.sha256()  # format 1
+        self._meta: dict[str, bytes] = {}
+        self._tables: list[tuple[bytes, TableDigest]] = []
 
     def meta(self, key: str, value: str) -> None:
-        self._digest.update(f"meta:{key}\x1f{value}\x1e".encode())
+        data = f"meta:{key}\x1f{value}\x1e".encode()
+        if self.format == 1:
+            self._stream.update(data)
+        else:
+            self._meta[key] = data
 
-    def start_table(self, name: str, columns: list[str]) -> None:
-        self._digest.update(f"table:{name}\x1f{columns}".encode())
-        self._columns = [_ColumnHasher() for _ in columns] if self.format == 2 else []
+    def table(self, name: str, columns: list[str]) -> TableDigest:
+        """The digest of table `name` (the next sealed table), to feed its rows or columns."""
+        header = f"table:{name}\x1f{columns}".encode()
+        if self.format == 1:
+            self._stream.update(header)
+            return TableDigest(len(columns), legacy_stream=self._stream)
+        table = TableDigest(len(columns))
+        self._tables.append((header, table))
+        return table
+
+    def hexdigest(self) -> str:
+        if self.format == 1:
+            return self._stream.hexdigest()
+        digest = hashlib.sha256()
+        for key in sorted(self._meta):
+            digest.update(self._meta[key])
+        for header, table in self._tables:
+            digest.update(header)
+            digest.update(table.digest())
+        return digest.hexdigest()
+
+
+class TableDigest:
+    """One sealed table's part of the digest, fed a chunk of rows or columns at a time, with
+    the values SQLite returns (str, int, float, bytes, None)."""
+
+    def __init__(self, width: int, legacy_stream: Any = None) -> None:
+        self._legacy = legacy_stream
+        self._columns = [_ColumnHasher() for _ in range(width)]
 
     def add_rows(self, rows: list[tuple]) -> None:
-        if self.format == 1:
-            self._digest.update(row_json_lines(rows).encode())
+        if self._legacy is not None:
+            self._legacy.update(row_json_lines(rows).encode())
         else:
             self.add_columns(list(zip(*rows, strict=True)))
 
     def add_columns(self, columns: list[Any]) -> None:
-        """Cells column by column, as SQLite returns them (str, int, float, bytes, None)."""
-        if self.format == 1:
-            self._digest.update(row_json_lines(list(zip(*columns, strict=True))).encode())
+        if self._legacy is not None:
+            self.add_rows(list(zip(*columns, strict=True)))
             return
         for hasher, values in zip(self._columns, columns, strict=True):
             hasher.add(values)
 
-    def end_table(self) -> None:
-        for hasher in self._columns:
-            self._digest.update(hasher.digest())
-        self._columns = []
-
-    def hexdigest(self) -> str:
-        return self._digest.hexdigest()
+    def digest(self) -> bytes:
+        return b"".join(hasher.digest() for hasher in self._columns)
 
 
 _TYPE_CODES = {str: b"s", int: b"i", float: b"f", bytes: b"b", type(None): b"n"}
@@ -274,46 +299,47 @@ def _json_cells(column: tuple) -> list[str] | tuple:
 _json_string = json.encoder.encode_basestring_ascii
 
 
-def _write_frame(connection: sqlite3.Connection, name: str,
-                 frame: pd.DataFrame) -> list[tuple[str, list[Any]]]:
-    """(Re)create table `name` from a frame inside the current transaction (pandas' schema);
-    return each column's declared SQL type and the values bound."""
+_WRITE_CHUNK = 100_000  # rows bound per executemany: memory stays flat at any size
+
+
+def _write_frame(connection: sqlite3.Connection, name: str, frame: pd.DataFrame,
+                 digest: TableDigest | None = None) -> bool:
+    """(Re)create table `name` from a frame inside the current transaction (pandas' schema),
+    a chunk of rows at a time. With `digest`, feed it the bound values and return whether
+    SQLite stored them all unchanged under their columns' declared types (type affinity), so
+    that the digest is the one a read-back would give."""
     connection.execute(f'DROP TABLE IF EXISTS "{name}"')
     connection.execute(pd.io.sql.get_schema(frame, name))
+    declared = [row[2].upper() for row in connection.execute(f'PRAGMA table_info("{name}")')]
     marks = ", ".join("?" * len(frame.columns))
-    columns = [_sql_values(frame.iloc[:, i]) for i in range(frame.shape[1])]
-    connection.executemany(f'INSERT INTO "{name}" VALUES ({marks})', zip(*columns, strict=True))
-    declared = [row[2] for row in connection.execute(f'PRAGMA table_info("{name}")')]
-    return list(zip(declared, columns, strict=True))
+    exact = True
+    for start in range(0, len(frame), _WRITE_CHUNK):
+        chunk = frame.iloc[start:start + _WRITE_CHUNK]
+        columns = [_sql_values(chunk.iloc[:, i]) for i in range(chunk.shape[1])]
+        connection.executemany(f'INSERT INTO "{name}" VALUES ({marks})',
+                               zip(*columns, strict=True))
+        if digest is not None and exact:
+            exact = _feed_if_stored_as_bound(digest, declared, columns)
+    return exact
 
 
-# Bound values SQLite stores unchanged under a column's declared type (type affinity): a
-# sealed table whose columns all match is digested from memory instead of read back.
+# Bound values SQLite stores unchanged under a column's declared type (type affinity).
 _STORED_AS_BOUND = {"TEXT": {str, type(None)}, "INTEGER": {int, type(None)},
                     "REAL": {float, type(None)}}
 
 
-def _digest_as_written(connection: sqlite3.Connection, stored_meta: dict[str, str],
-                       written: dict[str, list[tuple[str, list[Any]]]]) -> str:
-    """The sealed digest of a register just written, from the values bound where SQLite
-    stores them unchanged (no read-back of a million rows), else read back (`sealed_digest`)."""
-    in_memory = set(SEALED_TABLES) <= written.keys() and all(
-        set(map(type, values)) <= _STORED_AS_BOUND.get(declared.upper(), set())
-        for table in SEALED_TABLES for declared, values in written[table])
-    if not in_memory:
-        return sealed_digest(connection, sorted(stored_meta))
-    hasher = SealHasher()
-    for key in sorted(stored_meta):
-        hasher.meta(key, stored_meta[key])
+def _feed_if_stored_as_bound(digest: TableDigest, declared: list[str],
+                             columns: list[list[Any]]) -> bool:
+    """Feed the digest the values just bound, if SQLite stored each one unchanged; else
+    False (the caller digests what SQLite stored instead)."""
+    if not all(set(map(type, values)) <= _STORED_AS_BOUND.get(kind, set())
+               for kind, values in zip(declared, columns, strict=True)):
+        return False
     try:
-        for table in SEALED_TABLES:
-            names = [row[1] for row in connection.execute(f'PRAGMA table_info("{table}")')]
-            hasher.start_table(table, names)
-            hasher.add_columns([values for _, values in written[table]])
-            hasher.end_table()
+        digest.add_columns(columns)
     except OverflowError:  # an integer beyond 64 bits: SQLite stored it some other way
-        return sealed_digest(connection, sorted(stored_meta))
-    return hasher.hexdigest()
+        return False
+    return True
 
 
 _TEXT_KINDS = {"string", "empty"}  # str (numpy's str_ is a str): SQLite binds them as they are
@@ -391,18 +417,21 @@ class Register:
             connection.execute("BEGIN IMMEDIATE")
             for statement in _SCHEMA:
                 connection.execute(statement)
-            written = {}  # the sealed tables' bound values, for the digest
+            hasher, exact = SealHasher(), True
             for name, frame in tables.items():
-                columns = _write_frame(connection, name, frame)
-                if name in SEALED_TABLES:
-                    written[name] = columns
-                del columns
+                digest = hasher.table(name, list(map(str, frame.columns))) \
+                    if name in SEALED_TABLES else None
+                exact = _write_frame(connection, name, frame, digest) and exact
             stored_meta = {key: json.dumps(value, sort_keys=True) for key, value in meta.items()}
             connection.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
                                    list(stored_meta.items()))
             for statement in _SEAL:
                 connection.execute(statement)
-            sealed = _digest_as_written(connection, stored_meta, written)
+            for key, value in stored_meta.items():
+                hasher.meta(key, value)
+            in_order = [name for name in tables if name in SEALED_TABLES] == list(SEALED_TABLES)
+            sealed = hasher.hexdigest() if exact and in_order \
+                else sealed_digest(connection, sorted(meta))  # as SQLite stored them
             _insert_event(connection, "created", "", {"tables": sorted(tables),
                                                       "sealed": sealed,
                                                       "seal_format": SEAL_FORMAT,

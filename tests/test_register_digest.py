@@ -51,10 +51,9 @@ SQLITE_CELLS = st.one_of(st.text(), st.integers(-2**63, 2**63 - 1),
 
 def format2(rows: list[tuple], width: int, chunk: int) -> str:
     hasher = SealHasher(2)
-    hasher.start_table("t", [f"c{i}" for i in range(width)])
+    table = hasher.table("t", [f"c{i}" for i in range(width)])
     for start in range(0, len(rows), chunk):
-        hasher.add_rows(rows[start:start + chunk])
-    hasher.end_table()
+        table.add_rows(rows[start:start + chunk])
     return hasher.hexdigest()
 
 

@@ -20,9 +20,17 @@ console = Console()
 error_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
+OUT_OF_MEMORY_EXIT = 3
+OUT_OF_MEMORY = (
+    "ran out of memory: the input is too large for the memory this process may use (the "
+    "machine's, or a limit such as `ulimit -v`). Nothing was changed: a run folder is only "
+    "replaced once its new state is complete. Run it again on a machine with more memory or a "
+    "higher limit (about 0.8 GB per million staff rows for `assign` and `verify`).")
+
 
 def handle_errors(command: F) -> F:
-    """Print an EvalkitError as one clear message and exit with its code (1 check, 2 input)."""
+    """Print an EvalkitError as one clear message and exit with its code (1 check, 2 input,
+    3 out of memory)."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -40,6 +48,10 @@ def handle_errors(command: F) -> F:
             text = escape(where + reason)
             error_console.print(f"[bold red]error:[/] {text}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
+        except MemoryError:  # the frames are gone once unwound: there is room for a message
+            error_console.print(f"[bold red]error:[/] {OUT_OF_MEMORY}", highlight=False,
+                                soft_wrap=True)
+            raise typer.Exit(OUT_OF_MEMORY_EXIT) from None
 
     return wrapper  # type: ignore[return-value]
 
