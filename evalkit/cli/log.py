@@ -85,11 +85,13 @@ def _run_folder(name: str, arguments: dict[str, Any]) -> Path | None:
 def refresh_front_door(name: str, folder: Path | None,
                        started: float | None = None) -> Path | None:
     """Rebuild index.html (and the certificate after verify) in a sealed run folder."""
+    if folder is None:  # before the imports: commands with no run folder don't pay for them
+        return None
     from evalkit.audit.certificate import write_certificate
     from evalkit.audit.index_page import INDEX_FILE, INDEX_MARKER, write_index
     from evalkit.register import is_sealed
 
-    if folder is None or not is_sealed(folder):
+    if not is_sealed(folder):
         return None
     try:
         if name in REFRESHES_CERTIFICATE:
