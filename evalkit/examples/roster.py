@@ -398,10 +398,12 @@ def _synthetic_names(rng: np.random.Generator, count: int) -> tuple[list[str], l
 def _emails(first_names: list[str], surnames: list[str]) -> list[str]:
     """firstname.surname<n>@justice.gov.uk, lower case, n counting repeats of the same name."""
     seen: dict[str, int] = {}
+    local_of: dict[tuple[str, str], str] = {}   # names repeat: clean each pair once
     emails = []
     for first, last in zip(first_names, surnames, strict=True):
-        local = f"{first}.{last}".lower()
-        local = re.sub(r"[^a-z.]", "", local)
+        local = local_of.get((first, last))
+        if local is None:
+            local = local_of[first, last] = re.sub(r"[^a-z.]", "", f"{first}.{last}".lower())
         seen[local] = seen.get(local, 0) + 1
         emails.append(f"{local}{seen[local]}@{EMAIL_DOMAIN}")
     return emails
@@ -410,16 +412,14 @@ def _emails(first_names: list[str], surnames: list[str]) -> list[str]:
 def _start_dates(rng: np.random.Generator, grades: list[str], experienced: list[bool]) -> list:
     """ISO start dates by grade; PQiPs are recent and each POD's lead PO is experienced."""
     unit = rng.random(size=len(grades))
-    dates = []
-    for grade, draw, is_lead in zip(grades, unit, experienced, strict=True):
-        first_year, last_year, recent = _START_YEARS[grade]
-        if is_lead:
-            last_year = _EXPERIENCED_PO_LAST_YEAR
-        first = np.datetime64(f"{first_year}-01-01")
-        span = int((np.datetime64(f"{last_year}-12-31") - first).astype(int))
-        share = np.sqrt(draw) if recent else draw
-        dates.append(str(first + np.timedelta64(int(share * span), "D")))
-    return dates
+    years = np.array([_START_YEARS[grade] for grade in grades], dtype=object).reshape(-1, 3)
+    first_year = years[:, 0].astype(int)
+    last_year = np.where(experienced, _EXPERIENCED_PO_LAST_YEAR, years[:, 1].astype(int))
+    first = (first_year - 1970).astype("datetime64[Y]").astype("datetime64[D]")
+    last = (last_year - 1970 + 1).astype("datetime64[Y]").astype("datetime64[D]") - 1
+    span = (last - first).astype(int)
+    share = np.where(years[:, 2].astype(bool), np.sqrt(unit), unit)
+    return (first + (share * span).astype(int)).astype(str).tolist()
 
 
 def make_example_staff(pdus: pd.DataFrame, seed: int = 2022) -> pd.DataFrame:
