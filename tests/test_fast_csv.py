@@ -69,3 +69,12 @@ def test_a_large_plain_roster_takes_the_fast_path(tmp_path: Path) -> None:
     text = "staff_id,grade,pdu_code\n" + "".join(f"S{i}, PO ,N07\n" for i in range(5000))
     fast = _plain_csv_frame(text, ",", tmp_path / "f.csv")
     assert fast is not None and len(fast) == 5000 and fast.iloc[0].tolist() == ["S0", "PO", "N07"]
+
+
+@given(st.lists(st.sampled_from(["B001", "b001", "Ab", "ß", "SS", "ss", "x y", "x  Y", "İ", "ﬁ",
+                                 "FI", "\x00", ""]), max_size=12))
+def test_identity_keys_at_once_equal_identity_key_cell_by_cell(values: list[str]) -> None:
+    from evalkit.allocation.roster import identity_key, identity_keys
+
+    series = pd.Series(values, dtype=object)
+    assert identity_keys(series).tolist() == [identity_key(v) for v in values]

@@ -205,3 +205,12 @@ def test_pdu_level_designs_need_no_key(small_pdu_run, tmp_path) -> None:
     verified = runner.invoke(app, ["verify", str(run)])
     assert verified.exit_code == 0 and "--key-file" not in said(verified)
     assert Register.open(run).meta(KEY_META) is None
+
+
+def test_slot_commitments_at_once_equal_one_at_a_time() -> None:
+    from evalkit.allocation.keys import slot_commitment, slot_commitments
+
+    key = bytes(range(32))
+    strata, slots, groups = ["North|N01", "Wales|é"], [1, 250], ["Treatment", "Control"]
+    assert slot_commitments(key, strata, slots, groups) == [
+        slot_commitment(key, *row) for row in zip(strata, slots, groups)]

@@ -20,7 +20,7 @@ import math
 import pandas as pd
 
 from evalkit.allocation.allocate import stratum_keys
-from evalkit.allocation.keys import derived_seed, key_fingerprint, slot_commitment
+from evalkit.allocation.keys import derived_seed, key_fingerprint, slot_commitments
 from evalkit.allocation.randomise import RandomStream
 from evalkit.errors import InputError
 from evalkit.trial.design import TrialDesign
@@ -47,11 +47,12 @@ def stratum_sizes(design: TrialDesign, allocation: pd.DataFrame) -> dict[str, in
 
 def _shuffled_block(stream: RandomStream, arms: list[str], ratios: list[int]) -> list[str]:
     """One block: a random multiple of the ratios, in a uniformly random order."""
-    multiplier = BLOCK_MULTIPLIERS[int(stream.below(len(BLOCK_MULTIPLIERS), 1)[0])]
+    draw = stream.below_one
+    multiplier = BLOCK_MULTIPLIERS[draw(len(BLOCK_MULTIPLIERS))]
     block = [arm for arm, ratio in zip(arms, ratios, strict=True)
              for _ in range(ratio * multiplier)]
     for position in range(len(block) - 1, 0, -1):
-        other = int(stream.below(position + 1, 1)[0])
+        other = draw(position + 1)
         block[position], block[other] = block[other], block[position]
     return block
 
@@ -79,8 +80,8 @@ def generate_sequence(design: TrialDesign, sizes: dict[str, int], key: bytes,
 
 def commit(frame: pd.DataFrame, key: bytes) -> pd.DataFrame:
     """The stored form of slots: their commitments instead of their groups and blocks."""
-    commitments = [slot_commitment(key, stratum, slot, group) for stratum, slot, group in
-                   zip(frame["stratum"], frame["slot"], frame["group"], strict=True)]
+    commitments = slot_commitments(key, list(map(str, frame["stratum"].tolist())),
+                                   frame["slot"].tolist(), list(map(str, frame["group"].tolist())))
     return frame.assign(commitment=commitments, used_by=frame.get("used_by", ""),
                         used_at=frame.get("used_at", ""))[SEQUENCE_COLUMNS]
 

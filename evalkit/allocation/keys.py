@@ -134,7 +134,7 @@ def readable_by_others(path: Path) -> bool:
 
 def _mac(key: bytes, *parts: object) -> bytes:
     message = "\x1f".join(str(p) for p in parts).encode("utf-8")
-    return hmac.new(key, message, hashlib.sha256).digest()
+    return hmac.digest(key, message, "sha256")  # OpenSSL's one-shot HMAC: same bytes as hmac.new
 
 
 def key_fingerprint(key: bytes) -> str:
@@ -150,3 +150,11 @@ def derived_seed(key: bytes, purpose: str) -> int:
 def slot_commitment(key: bytes, stratum: str, slot: int, group: str) -> str:
     """HMAC-SHA256 of (stratum, slot, group): checkable with the key, opaque without it."""
     return _mac(key, "evalkit joiner slot", stratum, int(slot), group).hex()
+
+
+def slot_commitments(key: bytes, strata: list[str], slots: list[int],
+                     groups: list[str]) -> list[str]:
+    """`slot_commitment` of many slots at once (the same bytes, without a call per part)."""
+    return [hmac.digest(key, f"evalkit joiner slot\x1f{stratum}\x1f{int(slot)}\x1f{group}"
+                        .encode("utf-8"), "sha256").hex()
+            for stratum, slot, group in zip(strata, slots, groups, strict=True)]

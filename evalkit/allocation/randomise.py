@@ -61,7 +61,7 @@ class RandomStream:
     def below(self, bound: int, count: int) -> np.ndarray:
         """`count` independent uniform integers in [0, bound), unbiased by rejection."""
         if count == 1:   # one number at a time (the joiner sequence): plain integers
-            return np.array([self._below_one(int(bound))], dtype=np.int64)
+            return np.array([self.below_one(int(bound))], dtype=np.int64)
         bound_u = np.uint64(bound)
         remainder = (_MAX_WORD % bound_u + np.uint64(1)) % bound_u   # 2**64 mod bound
         highest_accepted = _MAX_WORD - remainder
@@ -73,8 +73,9 @@ class RandomStream:
         return (out % bound_u).astype(np.int64)
 
 
-    def _below_one(self, bound: int) -> int:
-        """One uniform integer in [0, bound) from the same words `below` would use."""
+    def below_one(self, bound: int) -> int:
+        """One uniform integer in [0, bound) from the same words `below` would use (a plain
+        int: no array per call, for loops that draw one number at a time)."""
         highest_accepted = _TWO_64 - 1 - _TWO_64 % bound
         while True:
             if self._next < len(self._buffer):

@@ -13,6 +13,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from evalkit.errors import InputError, suggestion
@@ -77,9 +78,23 @@ def identity_key(value: object) -> str:
     return " ".join(str(value).split()).casefold()
 
 
+def identity_keys(values: pd.Series) -> pd.Series:
+    """`identity_key` of every value: one casefold of the joined text when no cell holds
+    whitespace or a NUL (casefolding is character by character), else cell by cell."""
+    cells = values.astype(str).tolist()
+    joined = "\x00".join(cells)
+    if joined.count("\x00") != max(len(cells) - 1, 0) or _WHITESPACE.search(joined):
+        return values.map(identity_key)
+    keys = joined.casefold().split("\x00") if cells else []
+    return pd.Series(keys, index=values.index, dtype=object)
+
+
+_WHITESPACE = re.compile(r"\s")
+
+
 def require_unique(frame: pd.DataFrame, column: str, path: Path) -> None:
     """Fail on the first repeated value (ignoring case and spaces), naming both rows."""
-    keys = frame[column].map(identity_key)
+    keys = identity_keys(frame[column])
     repeated = keys.duplicated(keep=False)
     if not repeated.any():
         return
@@ -98,6 +113,8 @@ def require_unique(frame: pd.DataFrame, column: str, path: Path) -> None:
 def require_plain_text(frame: pd.DataFrame, columns: list[str], path: Path) -> None:
     """IDs, codes and names must be one line: no tabs or line breaks inside a cell."""
     for column in columns:
+        if not _LINE_BREAK.search("\x00".join(frame[column].astype(str).tolist())):
+            continue  # one scan of the joined column; cell by cell only to find the row
         bad = frame[column].astype(str).str.contains(_LINE_BREAK)
         if bad.any():
             position = int(bad.to_numpy().argmax())
@@ -159,7 +176,9 @@ def validate_staff(frame: pd.DataFrame, path: Path, pdus: pd.DataFrame) -> pd.Da
     require_plain_text(frame, [c for c in (*STAFF_COLUMNS, *STAFF_OPTIONAL)
                                if c in frame.columns], path)
     require_unique(frame, "staff_id", path)
-    grades = frame["grade"].map(normalise_grade)
+    codes, values = pd.factorize(frame["grade"], use_na_sentinel=False)
+    grades = pd.Series(np.array([normalise_grade(v) for v in values], dtype=object)[codes],
+                       index=frame.index, dtype=object)  # one lookup per distinct grade
     if grades.isna().any():
         position = int(grades.isna().to_numpy().argmax())
         value = frame["grade"].iloc[position]
