@@ -256,13 +256,15 @@ def monitor_bookings(design: TrialDesign, staff: pd.DataFrame, bookings: pd.Data
     """Compare an export with each person's group, course and window."""
     as_of = as_of or dt.date.today()
     staff = staff.fillna("")
-    known = bookings["staff_id"].isin(staff["staff_id"])
+    person = pd.Index(staff["staff_id"]).get_indexer(bookings["staff_id"])  # -1: nobody
+    known = person >= 0
     unmatched = bookings.loc[~known, ["row", "staff_id", "course", "status", "date"]]
     matched = bookings[known].copy()
-    course_of = staff.set_index("staff_id")["course"]
-    expected = matched["staff_id"].map(course_of)
+    person = person[known]
+    courses = staff["course"]
+    expected = pd.Series(courses.to_numpy()[person], index=matched.index, dtype=courses.dtype)
     matched["right_course"] = (_normalise_course(matched["course"]).to_numpy()
-                               == _normalise_course(expected).to_numpy())
+                               == _normalise_course(courses).to_numpy()[person])
     monitored = _with_windows(design, staff[(staff["group"] != NOT_IN_TRIAL)
                                             & (staff["course"] != NO_COURSE)])
     people = pd.concat([monitored, _per_person(matched, monitored)], axis=1)
