@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from evalkit.errors import CheckFailed, EvalkitError
+from evalkit.io.files import share_repeated_text
 from evalkit.io.runfolder import (
     LOCK_FILE,
     clear_pending,
@@ -378,6 +379,30 @@ def _plain(value: Any) -> Any:
     return value
 
 
+LARGE_TABLE_ROWS = 100_000
+
+
+def _shared_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """A one-column frame whose repeated texts share one object (`share_repeated_text`)."""
+    column = frame.iloc[:, 0]
+    if not pd.api.types.is_string_dtype(column.dtype) and column.dtype != object:
+        return frame
+    values = column.tolist()
+    shared = share_repeated_text(values)
+    if shared is values:
+        return frame
+    return pd.DataFrame({frame.columns[0]: pd.Series(shared, dtype=column.dtype)})
+
+
+def _is_large(connection: sqlite3.Connection, name: str) -> bool:
+    """True for a table of more than LARGE_TABLE_ROWS rows (by its largest rowid: no scan)."""
+    try:
+        row = connection.execute(f'SELECT max(rowid) FROM "{name}"').fetchone()
+    except sqlite3.OperationalError:  # no rowid (a view, or WITHOUT ROWID): read it whole
+        return False
+    return bool(row and row[0] and row[0] > LARGE_TABLE_ROWS)
+
+
 def _fsync(path: Path) -> None:
     """Flush a finished file to disk before it is renamed into place."""
     descriptor = os.open(path, os.O_RDONLY)
@@ -503,7 +528,15 @@ class Register:
         """A table (or some of its columns) as a data frame (text columns keep their text)."""
         selected = ", ".join(f'"{c}"' for c in columns) if columns else "*"
         with self._reading() as connection:
-            return pd.read_sql_query(f'SELECT {selected} FROM "{name}"', connection)
+            if not _is_large(connection, name):
+                return pd.read_sql_query(f'SELECT {selected} FROM "{name}"', connection)
+            # a column at a time: the rows of all columns as Python tuples at once would
+            # take several times the memory of the frame (pandas infers each column alike)
+            names = columns or [row[1] for row in
+                                connection.execute(f'PRAGMA table_info("{name}")')]
+            return pd.concat([_shared_text(pd.read_sql_query(
+                f'SELECT "{c}" FROM "{name}" ORDER BY rowid', connection)) for c in names],
+                axis=1)
 
     def has_table(self, name: str) -> bool:
         """True when the register holds a table called `name` (later stages add tables)."""

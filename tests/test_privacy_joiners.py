@@ -213,4 +213,4 @@ def test_slot_commitments_at_once_equal_one_at_a_time() -> None:
     key = bytes(range(32))
     strata, slots, groups = ["North|N01", "Wales|é"], [1, 250], ["Treatment", "Control"]
     assert slot_commitments(key, strata, slots, groups) == [
-        slot_commitment(key, *row) for row in zip(strata, slots, groups)]
+        slot_commitment(key, *row) for row in zip(strata, slots, groups, strict=True)]

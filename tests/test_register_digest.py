@@ -124,3 +124,17 @@ def test_registers_sealed_with_format_1_still_verify(tmp_path: Path) -> None:
         connection.execute("DROP TRIGGER allocation_sealed_update")
         connection.execute("UPDATE allocation SET \"group\" = 'C' WHERE unit_id = 'A'")
     assert seal_differences(register) != []
+
+
+def test_large_tables_read_a_column_at_a_time_read_the_same(tmp_path: Path,
+                                                            monkeypatch) -> None:
+    import evalkit.register as register_module
+
+    tables = mixed_frames()
+    register = Register.create(tmp_path / "r.sqlite", tables, {"design": {"a": 1}})
+    whole = {name: register.table(name) for name in tables}
+    some = register.table("units", ["share", "unit_id"])
+    monkeypatch.setattr(register_module, "LARGE_TABLE_ROWS", 1)
+    for name in tables:
+        pd.testing.assert_frame_equal(register.table(name), whole[name])
+    pd.testing.assert_frame_equal(register.table("units", ["share", "unit_id"]), some)

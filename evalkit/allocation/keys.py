@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import os
 import re
@@ -156,5 +155,5 @@ def slot_commitments(key: bytes, strata: list[str], slots: list[int],
                      groups: list[str]) -> list[str]:
     """`slot_commitment` of many slots at once (the same bytes, without a call per part)."""
     return [hmac.digest(key, f"evalkit joiner slot\x1f{stratum}\x1f{int(slot)}\x1f{group}"
-                        .encode("utf-8"), "sha256").hex()
+                        .encode(), "sha256").hex()
             for stratum, slot, group in zip(strata, slots, groups, strict=True)]

@@ -62,6 +62,9 @@ def _input_notes(manifest: dict, pdus: Path | None, staff: Path | None) -> list[
 
 def compare_allocations(recorded: pd.DataFrame, recomputed: pd.DataFrame) -> list[str]:
     """Differences between two allocation tables (unit set, group, assignment, probabilities)."""
+    if len(recorded) == len(recomputed) and \
+            (recorded["unit_id"].to_numpy() == recomputed["unit_id"].to_numpy()).all():
+        return _aligned_allocation_differences(recorded, recomputed)
     a = recorded.set_index("unit_id").sort_index()
     b = recomputed.set_index("unit_id").sort_index()
     differences = [f"unit {u} is in the register but not in the inputs"
@@ -76,6 +79,24 @@ def compare_allocations(recorded: pd.DataFrame, recomputed: pd.DataFrame) -> lis
     for column in [c for c in a.columns if c.startswith("p_")]:
         if column not in b.columns or not np.allclose(a.loc[common, column].astype(float),
                                                       b.loc[common, column].astype(float)):
+            differences.append(f"probability column {column} differs")
+    return differences
+
+
+def _aligned_allocation_differences(recorded: pd.DataFrame,
+                                    recomputed: pd.DataFrame) -> list[str]:
+    """`compare_allocations` when both tables list the same units in the same order (the
+    register keeps the order they were allocated in): column arrays compared at once."""
+    units, differences = recorded["unit_id"].to_numpy(), []
+    for column in ["group", "assignment"]:
+        have = recorded[column].astype(str).to_numpy()
+        want = recomputed[column].astype(str).to_numpy()
+        differences += [f"unit {units[at]}: {column} {recorded[column].iat[at]!r} recorded, "
+                        f"{recomputed[column].iat[at]!r} recomputed"
+                        for at in np.flatnonzero(have != want)[:20]]
+    for column in [c for c in recorded.columns if c.startswith("p_")]:
+        if column not in recomputed.columns or not np.allclose(
+                recorded[column].astype(float), recomputed[column].astype(float)):
             differences.append(f"probability column {column} differs")
     return differences
 
@@ -144,14 +165,11 @@ def verify_allocation(directory: Path, config: Path | None = None, pdus: Path | 
     unit_columns = ["unit_id", *design.trial.strata, *allocation.covariates]
     if units_digest(units, unit_columns) != manifest["units_sha256"]:
         differences.append("the set of units (IDs, strata, covariates) has changed")
-    stored_units = register.table("units")
-    if set(unit_columns) <= set(stored_units.columns) and \
-            units_digest(stored_units, unit_columns) != manifest["units_sha256"]:
-        differences.append("register: the stored units (IDs, strata, covariates) differ from "
-                           "those allocated")
+    differences += _stored_units_differences(register, unit_columns, manifest["units_sha256"])
     differences += manifest_differences(manifest, build_manifest(
         design_path, design, roster, units, allocation))
-    differences += compare_allocations(register.table("allocation"), allocation.table)
+    del units  # verify holds several tables of every unit: free each as soon as it is checked
+    differences += compare_allocations(_stored_allocation(register), allocation.table)
     differences += turnover_differences(register, design, allocation.table,
                                         staff_allocation(design, roster, allocation), key)
     matches = not differences
@@ -160,6 +178,30 @@ def verify_allocation(directory: Path, config: Path | None = None, pdus: Path | 
                + ("identical allocation" if matches else f"{len(differences)} difference(s)"))
     notes.append(_log_verified(directory, matches, differences, expected_root is not None))
     return VerifyReport(matches, summary, differences, notes)
+
+
+def _stored_units_differences(register: Register, unit_columns: list[str],
+                              recorded_digest: str) -> list[str]:
+    """The register's units must have the digest the manifest recorded (only those columns
+    are read)."""
+    stored = _columns_of(register, "units")
+    if not set(unit_columns) <= stored:
+        return []
+    if units_digest(register.table("units", unit_columns), unit_columns) == recorded_digest:
+        return []
+    return ["register: the stored units (IDs, strata, covariates) differ from those allocated"]
+
+
+def _columns_of(register: Register, table: str) -> set[str]:
+    return {row[1] for row in register.query(f'PRAGMA table_info("{table}")')}
+
+
+def _stored_allocation(register: Register) -> pd.DataFrame:
+    """The columns of the stored allocation that `compare_allocations` reads."""
+    columns = [c for c in _columns_of(register, "allocation")
+               if c in ("unit_id", "group", "assignment") or c.startswith("p_")]
+    order = [row[1] for row in register.query('PRAGMA table_info("allocation")')]
+    return register.table("allocation", [c for c in order if c in columns])
 
 
 def _log_verified(directory: Path, matches: bool, differences: list[str],

@@ -207,7 +207,20 @@ def _plain_csv_frame(text: str, delimiter: str, path: Path) -> pd.DataFrame | No
 
 def _stripped(column: pd.Series) -> list[str]:
     """A parsed column's cells as stripped text, missing cells (short rows) as ''."""
-    return [cell.strip() if isinstance(cell, str) else "" for cell in column.tolist()]
+    return share_repeated_text(
+        [cell.strip() if isinstance(cell, str) else "" for cell in column.tolist()])
+
+
+def share_repeated_text(values: list) -> list:
+    """The same values, equal texts sharing one object, for a column of few distinct texts
+    (grades, PDU codes, regions, groups): a million cells then hold 8-byte references to a
+    few strings instead of a million copies (about 55 MB less per column). A column whose
+    first 1,000 cells are mostly distinct (IDs, names) is returned as it is."""
+    sample = values[:1000]
+    if len(set(sample)) > len(sample) // 2:
+        return values
+    shared: dict = {}
+    return [shared.setdefault(value, value) for value in values]
 
 
 def _sniff_delimiter(header: str, sample: list[str], path: Path) -> str:
