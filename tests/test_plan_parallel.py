@@ -83,8 +83,35 @@ def test_outcomes_with_the_same_models_share_a_batch_split_for_spare_workers():
     assert plan_module.outcome_batches(plan, 1) == [[0], [1, 2]]
 
 
+class Watch(parallel.IdleWatch):
+    """An idle-core reading fixed by the test."""
+
+    def __init__(self, idle: float | None) -> None:
+        self.idle = idle
+
+    def idle_cores(self) -> float | None:
+        return self.idle
+
+
+@needs_fork
+def test_a_busy_machine_runs_serially_an_idle_core_forks():
+    busy, _ = parallel.run_in_order(lambda i: os.getpid(), 2, watch=Watch(0.2))
+    assert busy == [os.getpid()] * 2
+    for idle in (1.0, None):   # None: cannot tell, so fork
+        forked, _ = parallel.run_in_order(lambda i: os.getpid(), 2, watch=Watch(idle))
+        assert os.getpid() not in forked
+
+
+def test_the_idle_watch_reads_a_fraction_of_the_cores():
+    watch = parallel.IdleWatch()
+    sum(range(3_000_000))   # some ticks for the window
+    idle = watch.idle_cores()
+    assert idle is None or 0 <= idle <= (os.cpu_count() or 1)
+
+
 def test_the_plan_on_two_workers_equals_the_plan_in_one_process(analysed_run, monkeypatch):
     register = Register.open(analysed_run["run"])
+    monkeypatch.setattr(parallel.IdleWatch, "idle_cores", lambda self: None)
     forked = plan_module.compute_plan(register, analysed_run["outcomes"])
     monkeypatch.setattr(parallel, "usable_cores", lambda: 1)
     serial = plan_module.compute_plan(register, analysed_run["outcomes"])

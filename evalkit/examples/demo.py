@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from evalkit.allocation.assign import AssignResult, run_assign
-from evalkit.analysis.plan.parallel import run_in_order
+from evalkit.analysis.plan.parallel import IdleWatch, run_in_order
 from evalkit.analysis.plan.run import run_plan
 from evalkit.delivery.guidance import run_guidance
 from evalkit.delivery.publish import publish
@@ -44,6 +44,7 @@ def run_demo(directory: Path, config: Path = PACKAGED_DESIGN,
              on_step: Callable[[str], None] | None = None) -> DemoResult:
     """Run every stage on the shipped example in `directory` (a scratch folder: replaced)."""
     step = on_step or (lambda name: None)
+    watch = IdleWatch()   # the example inputs are forked only if a core sat idle until then
     example_dir, run_dir = Path(directory) / "example", Path(directory) / "demo"
     if run_dir.exists():
         shutil.rmtree(run_dir)
@@ -57,7 +58,7 @@ def run_demo(directory: Path, config: Path = PACKAGED_DESIGN,
     (bookings, outcomes), _ = run_in_order(
         lambda index: (write_example_bookings(run_dir, example_dir / "bookings.csv")
                        if index == 0 else write_example_outcomes(example_dir, run_dir)),
-        2, workers=1, meanwhile=lambda: _delivery(run_dir, result, step))
+        2, workers=1, meanwhile=lambda: _delivery(run_dir, result, step), watch=watch)
     step(STEPS[5])
     monitored = run_monitor(run_dir, bookings, as_of=MONITOR_AS_OF)
     result.outputs["monitoring"] = monitored.files["html"]

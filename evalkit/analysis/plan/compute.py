@@ -40,7 +40,7 @@ from evalkit.analysis.plan.data import (
     acceptance_rule,
     load_plan_data,
 )
-from evalkit.analysis.plan.parallel import run_in_order, usable_cores
+from evalkit.analysis.plan.parallel import IdleWatch, run_in_order, usable_cores
 from evalkit.analysis.plan.result import PlannedModel, PlanResult, ResultRole
 from evalkit.analysis.results import Contrast, ModelResult
 from evalkit.analysis.run import AnalyseSpec, analyse_frame
@@ -61,6 +61,7 @@ def compute_plan(register: Register, outcomes_path: Path, plan_file: Path | None
     `alongside()` runs in this process while workers fit the models (e.g. run_plan's import
     of the report's plotting library).
     """
+    watch = IdleWatch()   # fork the outcomes only if a core sat idle while the data loaded
     design = register.design
     plan = design.analysis if plan_file is None else load_design(plan_file).analysis
     if not plan.outcomes:
@@ -77,7 +78,7 @@ def compute_plan(register: Register, outcomes_path: Path, plan_file: Path | None
     fitted, summary = run_in_order(
         lambda batch: [_outcome_models(data, plan, plan.outcomes[index], design.trial.seed,
                                        accept, design.trial.unit) for index in batches[batch]],
-        len(batches), meanwhile=lambda: _summaries(register, data, plan, alongside),
+        len(batches), meanwhile=lambda: _summaries(register, data, plan, alongside), watch=watch,
         on_done=None if on_progress is None else lambda batch: on_progress(
             sum(len(plan.models_for(plan.outcomes[index])) for index in batches[batch])))
     by_outcome = dict(zip([i for batch in batches for i in batch],

@@ -17,6 +17,7 @@ here, in task order.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import sys
@@ -39,14 +40,51 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+class IdleWatch:
+    """How many of the machine's cores sat idle since this was made (Linux /proc/stat).
+
+    On a machine whose cores are all busy with other work a fork gains nothing and costs
+    its copy-on-write pages, so `run_in_order` stays serial when, over the window this
+    watch saw, less than half a core was idle. None when it cannot tell (no /proc/stat, a
+    window too short to measure).
+    """
+
+    def __init__(self) -> None:
+        self.start = _cpu_ticks()
+
+    def idle_cores(self) -> float | None:
+        """Cores idle on average since the watch was made, or None if unknown."""
+        now = _cpu_ticks()
+        if self.start is None or now is None:
+            return None
+        idle, total = now[0] - self.start[0], now[1] - self.start[1]
+        cores = os.cpu_count() or 1
+        if total < 10 * cores:   # under ~0.1 s of ticks: too short to say
+            return None
+        return cores * idle / total
+
+
+def _cpu_ticks() -> tuple[int, int] | None:
+    """(idle, total) clock ticks of all cores since boot, or None off Linux."""
+    try:
+        with open("/proc/stat", encoding="ascii") as handle:
+            fields = [int(value) for value in handle.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    return (fields[3] + fields[4], sum(fields)) if len(fields) >= 5 else None
+
+
 def run_in_order(task: Callable[[int], T], count: int, workers: int | None = None,
                  on_done: Callable[[int], None] | None = None,
-                 meanwhile: Callable[[], Any] | None = None) -> tuple[list[T], Any]:
+                 meanwhile: Callable[[], Any] | None = None,
+                 watch: IdleWatch | None = None) -> tuple[list[T], Any]:
     """[task(0), ..., task(count - 1)], on up to `workers` forked processes (default: one
     per usable core), and the value of `meanwhile()`, which runs here while the workers work
-    (first, when serial). `on_done(i)` is called here as task i finishes."""
+    (first, when serial). `on_done(i)` is called here as task i finishes. With `watch`,
+    serial when under half a core was idle since it was made (a machine already busy)."""
     done = on_done or (lambda index: None)
-    cores = usable_cores()
+    idle = watch.idle_cores() if watch is not None else None
+    cores = usable_cores() if idle is None or idle >= 0.5 else 1
     workers = min(count, cores if workers is None else workers)
     finished: dict[int, T] = {}
     later: Any = _NOT_RUN
@@ -80,7 +118,11 @@ def _run_forked(task: Callable[[int], T], count: int, workers: int,
     try:
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(
                 "fork"), initializer=_own_streams) as pool:
-            futures = [pool.submit(_worker, index) for index in range(count)]
+            gc.freeze()   # the workers' collector then leaves the inherited objects (and
+            try:          # their pages) alone: fewer copy-on-write page copies
+                futures = [pool.submit(_worker, index) for index in range(count)]
+            finally:
+                gc.unfreeze()
             later = meanwhile() if meanwhile is not None else None
             _collect(futures, done, finished)
     except (BrokenProcessPool, OSError):
