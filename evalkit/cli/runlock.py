@@ -24,7 +24,6 @@ def locked(name: str, command: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from evalkit.audit.refresh import refresh  # imported per run, not for --help
         from evalkit.register import register_path, writing
 
         set_command(" ".join(["evalkit", *sys.argv[1:]]))
@@ -37,6 +36,8 @@ def locked(name: str, command: Callable[..., Any]) -> Callable[..., Any]:
                 error_console.print(f"[yellow]note:[/] an earlier command "
                                     f"({register.interrupted.get('command', '?')}) was "
                                     "interrupted; rebuilding the derived files first")
+                from evalkit.audit.refresh import refresh  # only to heal: it imports every stage
+
                 refresh(Path(folder))
             kill_point(f"{name}:start")
             result = command(*args, **kwargs)
