@@ -244,7 +244,9 @@ def _iso_dates(column: pd.Series) -> pd.Series | None:
         return None
     text = column.dropna().astype(str)
     text = text[text != ""]
-    if text.empty or not text.str.fullmatch(_ISO_DATE).all():
+    if text.empty or not re.fullmatch(_ISO_DATE, text.iat[0]):
+        return None  # most text columns are not dates: the first value tells, without a scan
+    if not text.str.fullmatch(_ISO_DATE).all():
         return None
     parsed = pd.to_datetime(column.where(column.astype(str) != ""), format="%Y-%m-%d",
                             errors="coerce")
