@@ -461,10 +461,95 @@ def write_text(target: Path, text: str) -> Path:
 
 
 def write_csv(target: Path, frame: pd.DataFrame) -> Path:
-    """Write a frame as UTF-8 CSV, formula-like text escaped, atomically."""
+    """Write a frame as UTF-8 CSV, formula-like text escaped, atomically.
+
+    The bytes are pandas' `to_csv(index=False)`; frames of text, integer, float and boolean
+    columns are formatted here a column at a time (`csv_lines`), about three times faster.
+    """
+    safe = excel_safe_frame(frame)
     with atomic_path(target) as temp:
-        excel_safe_frame(frame).to_csv(temp, index=False, encoding="utf-8")
+        cells = _csv_cells(safe)
+        if cells is None:
+            safe.to_csv(temp, index=False, encoding="utf-8")
+        else:
+            with open(temp, "wb") as handle:
+                for lines in csv_lines(safe.columns, cells):
+                    handle.write(lines.encode("utf-8"))
     return Path(target)
+
+
+_CSV_CHUNK = 100_000
+_NEEDS_QUOTES = re.compile('[,"\r\n]')
+
+
+def csv_lines(columns: pd.Index, cells: list[list[str]]) -> Iterator[str]:
+    """The header and rows as CSV text, a chunk of rows at a time (as `to_csv` writes them)."""
+    width = len(columns)
+    yield _csv_row([_csv_field(str(name)) for name in columns], width) + "\n"
+    rows = len(cells[0]) if cells else 0
+    for start in range(0, rows, _CSV_CHUNK):
+        chunk = [column[start:start + _CSV_CHUNK] for column in cells]
+        if width == 1:
+            yield "".join((c or '""') + "\n" for c in chunk[0])
+        else:
+            yield "\n".join(map(",".join, zip(*chunk, strict=True))) + "\n"
+
+
+def _csv_row(fields: list[str], width: int) -> str:
+    return '""' if width == 1 and not fields[0] else ",".join(fields)
+
+
+def _csv_field(text: str) -> str:
+    """One field as Python's csv module writes it for pandas (QUOTE_MINIMAL, lines ending
+    in \\n): fields with a character that may need quoting are formatted by the module."""
+    if not _NEEDS_QUOTES.search(text):
+        return text
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow([text])
+    return buffer.getvalue()[:-1]
+
+
+def _csv_cells(frame: pd.DataFrame) -> list[list[str]] | None:
+    """Each column's fields as `to_csv` formats them, or None for a frame it would format
+    some other way (dates, categories, mixed objects, a non-default index)."""
+    if not isinstance(frame.index, pd.RangeIndex):
+        return None
+    cells = []
+    for position in range(frame.shape[1]):
+        column = frame.iloc[:, position]
+        fields = _column_fields(column)
+        if fields is None:
+            return None
+        cells.append(fields)
+    return cells
+
+
+def _column_fields(column: pd.Series) -> list[str] | None:
+    dtype = column.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "iu":
+        return list(map(str, column.tolist()))
+    if isinstance(dtype, np.dtype) and dtype.kind == "b":
+        return list(map(str, column.tolist()))
+    if isinstance(dtype, np.dtype) and dtype.kind == "f":
+        values = column.to_numpy()
+        fields = values.astype(str).astype(object)  # numpy's shortest repr, as pandas writes
+        fields[np.isnan(values)] = ""
+        return fields.tolist()
+    if pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype):
+        values = column.tolist()
+        kinds = set(map(type, values))
+        if kinds - {str, type(None), float}:
+            return None
+        if float in kinds and any(v == v for v in values if type(v) is float):
+            return None  # a number among text: pandas' own formatting decides
+        fields = values if kinds == {str} else ["" if type(v) is not str else v for v in values]
+        if _NEEDS_QUOTES.search("".join(fields)):
+            distinct = set(fields)  # a few place names with commas: format each one once
+            if len(distinct) <= len(fields) // 2:
+                return list(map({v: _csv_field(v) for v in distinct}.__getitem__, fields))
+            return list(map(_csv_field, fields))
+        return fields
+    return None
 
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_-]+")
