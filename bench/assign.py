@@ -10,10 +10,12 @@ Rows (whole processes, run in turn with their floor; medians of --repeats runs):
   4. Re-randomisation: candidate draws on the national PDUs with balance scored, vs the naive
      loop (scaled from fewer draws, no scoring).
   5. Start-up: `evalkit --help` vs `python -c "import pandas"`.
+  Also `evalkit verify` of the N-staff folder, vs the same floor.
 Targets (issue 13): assign <= 2x the floor at 1M staff and < 1 GB; national <= 1.5x;
 `--help` <= 1.3x `import pandas`.
 
-Run: .venv/bin/python bench/assign.py [--staff 1000000] [--repeats 3]
+Run: .venv/bin/python bench/assign.py [--staff 1000000] [--repeats 3]   (--staff 5000000: the
+     5M row, about 10 minutes)
      .venv/bin/python bench/assign.py --quick     (20,000 staff, one run each: a smoke run)
 """
 
@@ -106,6 +108,13 @@ def _takes_key_file() -> bool:
     return "--key-file" in help_text
 
 
+def verify_args(out: Path) -> list[str]:
+    """`evalkit verify` of the folder the last `assign` row sealed (with its joiner key)."""
+    args = [*evalkit_cli(), "verify", str(out)]
+    key = out.with_name(out.name + ".key")
+    return args + ["--key-file", str(key)] if key.exists() else args
+
+
 def floor_args(pdus: Path, staff: Path, out: Path) -> list[str]:
     """The pandas floor of the same reading and writing."""
     shutil.rmtree(out, ignore_errors=True)
@@ -128,6 +137,11 @@ def cli_rows(scratch: Path, example: dict, staff_count: int, repeats: int) -> li
         lambda i: floor_args(example["pdus"], staff_path, scratch / "floor"), repeats)
     rows.append(Row(f"assign, {staff_count:,} staff, region x PDU, CLI", big,
                     "pandas read + write", floor, "<= 2x, < 1 GB"))
+    checked, floor = paired(
+        lambda i: verify_args(scratch / "big"),
+        lambda i: floor_args(example["pdus"], staff_path, scratch / "floor"), repeats)
+    rows.append(Row(f"verify, {staff_count:,} staff, CLI", checked, "pandas read + write",
+                    floor, "<= 2x, memory as assign"))
     rows.append(allocation_row(design, example["pdus"], staff_path, staff_count))
     return rows
 

@@ -468,13 +468,8 @@ def write_csv(target: Path, frame: pd.DataFrame) -> Path:
     """
     safe = excel_safe_frame(frame)
     with atomic_path(target) as temp:
-        cells = _csv_cells(safe)
-        if cells is None:
+        if not _write_plain_csv(temp, safe):
             safe.to_csv(temp, index=False, encoding="utf-8")
-        else:
-            with open(temp, "wb") as handle:
-                for lines in csv_lines(safe.columns, cells):
-                    handle.write(lines.encode("utf-8"))
     return Path(target)
 
 
@@ -482,17 +477,27 @@ _CSV_CHUNK = 100_000
 _NEEDS_QUOTES = re.compile('[,"\r\n]')
 
 
-def csv_lines(columns: pd.Index, cells: list[list[str]]) -> Iterator[str]:
-    """The header and rows as CSV text, a chunk of rows at a time (as `to_csv` writes them)."""
-    width = len(columns)
-    yield _csv_row([_csv_field(str(name)) for name in columns], width) + "\n"
-    rows = len(cells[0]) if cells else 0
-    for start in range(0, rows, _CSV_CHUNK):
-        chunk = [column[start:start + _CSV_CHUNK] for column in cells]
-        if width == 1:
-            yield "".join((c or '""') + "\n" for c in chunk[0])
-        else:
-            yield "\n".join(map(",".join, zip(*chunk, strict=True))) + "\n"
+def _write_plain_csv(path: Path, frame: pd.DataFrame) -> bool:
+    """Write `frame` as `to_csv` would, a chunk of rows at a time (memory stays flat);
+    False, with nothing kept, when some column is one that pandas formats its own way."""
+    width = len(frame.columns)
+    with open(path, "wb") as handle:
+        header = _csv_row([_csv_field(str(name)) for name in frame.columns], width)
+        handle.write((header + "\n").encode("utf-8"))
+        for start in range(0, len(frame), _CSV_CHUNK):
+            cells = _csv_cells(frame.iloc[start:start + _CSV_CHUNK])
+            if cells is None:
+                handle.truncate(0)
+                return False
+            handle.write(csv_lines(cells).encode("utf-8"))
+    return True
+
+
+def csv_lines(cells: list[list[str]]) -> str:
+    """Rows of formatted fields (one list per column) as CSV lines, as `to_csv` writes them."""
+    if len(cells) == 1:
+        return "".join((c or '""') + "\n" for c in cells[0])
+    return "\n".join(map(",".join, zip(*cells, strict=True))) + "\n" if cells[0] else ""
 
 
 def _csv_row(fields: list[str], width: int) -> str:
