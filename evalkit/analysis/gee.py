@@ -20,7 +20,7 @@ from collections.abc import Collection
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
+import statsmodels.genmod.api as sm  # not statsmodels.api: half the import time
 from scipy import stats
 
 from evalkit.analysis.data import (
