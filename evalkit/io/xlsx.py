@@ -132,6 +132,24 @@ def _cell(ref: str, value: object) -> str:
     return _text(ref, str(value))
 
 
+def column_cells(letter: str, column: pd.Series) -> list[str]:
+    """The cells of one column from row 2 down, as `_cell` writes them: text and numeric
+    columns a column at a time (each distinct text escaped once), anything else per cell."""
+    values = column.astype(object).tolist()
+    kinds = set(map(type, values))
+    if kinds <= {str, type(None)}:
+        escaped = {v: escape(_ILLEGAL.sub("", v)) for v in set(values) if v}
+        return [f'<c r="{letter}{n}" t="inlineStr"><is><t xml:space="preserve">{escaped[v]}'
+                '</t></is></c>' if v else "" for n, v in enumerate(values, start=2)]
+    if kinds <= {int, float} and not (isinstance(column.dtype, np.dtype)
+                                      and column.dtype.kind == "b"):
+        numbers = column.to_numpy(dtype=float)
+        if np.isfinite(numbers[~np.isnan(numbers)]).all():
+            return [f'<c r="{letter}{n}"><v>{v}</v></c>' if v == v else ""
+                    for n, v in enumerate(values, start=2)]
+    return [_cell(f"{letter}{n}", v) for n, v in enumerate(values, start=2)]
+
+
 def _widths(frame: pd.DataFrame) -> list[int]:
     widths = []
     for column in frame.columns:
@@ -152,11 +170,9 @@ def sheet_xml(frame: pd.DataFrame, autofilter: bool = True) -> str:
     header = "".join(_text(f"{letter}1", str(column), ' s="1"')
                      for letter, column in zip(letters, frame.columns, strict=True))
     rows = [f'<row r="1">{header}</row>']
-    values = frame.astype(object).to_numpy().tolist()
-    for number, record in enumerate(values, start=2):
-        cells = "".join(_cell(f"{letter}{number}", value)
-                        for letter, value in zip(letters, record, strict=True))
-        rows.append(f'<row r="{number}">{cells}</row>')
+    columns = [column_cells(letter, frame.iloc[:, i]) for i, letter in enumerate(letters)]
+    for number, cells in enumerate(zip(*columns, strict=True), start=2):
+        rows.append(f'<row r="{number}">{"".join(cells)}</row>')
     view = ('<sheetViews><sheetView workbookViewId="0"><pane ySplit="1" topLeftCell="A2" '
             'activePane="bottomLeft" state="frozen"/></sheetView></sheetViews>')
     filter_ref = filter_range(frame) if autofilter else ""
