@@ -17,6 +17,10 @@ from evalkit.cli import power as power_commands
 from evalkit.cli.common import handle_errors
 from evalkit.cli.runlock import locked
 
+# One BLAS thread for every command (before numpy loads): the fits' matrices are small, and the
+# last digits of results then do not depend on the machine's core count.
+examples.single_threaded_blas()
+
 DATA_FLOW_ORDER = ("example", "assign", "verify", "lookup", "windows", "guidance", "publish",
                    "enrol", "transfer", "refresh", "monitor", "analyse", "log", "certificate",
                    "demo")

@@ -93,7 +93,8 @@ BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THR
 def single_threaded_blas() -> None:
     """One BLAS thread for this process, unless the user set a count or numpy is loaded.
 
-    The demo's matrices are small (tens of columns): OpenBLAS's worker threads cost more
+    Called for every command when the CLI loads. The fits' matrices are small (tens of
+    columns): OpenBLAS's worker threads cost more
     than they save (on two shared cores the demo took 1.45x the CPU time with them), and
     with one thread the results' last digits no longer depend on the machine's core count.
     Read by the libraries when they load, so it must run before numpy is imported.
