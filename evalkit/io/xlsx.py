@@ -284,11 +284,15 @@ def readable_frame(frame: pd.DataFrame, decimals: int = 4) -> pd.DataFrame:
             out[column] = series.astype(object).where(series.notna(), None)
         elif (dates := _iso_dates(series)) is not None:
             out[column] = dates
-        elif series.dtype == object:  # mixed cells: round the floats among them
+        elif series.dtype == object and _holds_floats(series):  # round floats among text
             out[column] = series.map(lambda v: round(v, decimals)
                                      if isinstance(v, float | np.floating) else v)
     out.columns = [readable_label(c) for c in out.columns]
     return out
+
+
+def _holds_floats(series: pd.Series) -> bool:
+    return any(issubclass(kind, float | np.floating) for kind in set(map(type, series.tolist())))
 
 
 def about_frame(about: Mapping[str, object]) -> pd.DataFrame:
