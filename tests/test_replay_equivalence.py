@@ -50,3 +50,21 @@ def test_replay_equals_the_row_by_row_rules(ids: list[str], events) -> None:
         edited = expected.copy()
         edited.loc[0, "group"] = "tampered"
         assert table_differences(got, edited) != []
+
+
+def test_the_stored_table_is_compared_column_by_column(tmp_path) -> None:
+    from evalkit.audit.replay import stored_table_differences
+    from evalkit.register import Register
+
+    staff = pd.DataFrame([staff_row(f"S{i}", i) for i in (3, 1, 2)], columns=STAFF_COLUMNS)
+    minimal = pd.DataFrame({"unit_id": ["S1"], "group": ["T"]})
+    register = Register.create(tmp_path / "r.sqlite", {
+        "units": minimal, "allocation": minimal, "staff_allocation": staff}, {"design": {}})
+    expected = staff.sort_values("staff_id").reset_index(drop=True)
+    assert stored_table_differences(register, expected) == []
+    edited = expected.copy()
+    edited.loc[1, "group"] = "Control"
+    assert stored_table_differences(register, edited) == [
+        "staff S2: group 'group2' stored, 'Control' after replaying the events"]
+    assert stored_table_differences(register, expected.iloc[:2]) == [
+        "staff S3 is in staff_allocation but no event explains it"]
