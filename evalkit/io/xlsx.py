@@ -147,6 +147,10 @@ def column_cells(letter: str, column: pd.Series) -> list[str]:
         if np.isfinite(numbers[~np.isnan(numbers)]).all():
             return [f'<c r="{letter}{n}"><v>{v}</v></c>' if v == v else ""
                     for n, v in enumerate(values, start=2)]
+    if kinds <= {dt.date, type(None)}:  # dates (not timestamps): day numbers, no calls
+        epoch = _EPOCH.date()
+        return [f'<c r="{letter}{n}"{DATE_STYLE}><v>{(v - epoch).days}</v></c>'
+                if v is not None else "" for n, v in enumerate(values, start=2)]
     return [_cell(f"{letter}{n}", v) for n, v in enumerate(values, start=2)]
 
 
