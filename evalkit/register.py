@@ -16,8 +16,10 @@ Events (`events` table), one row per change, oldest first:
   chain   TEXT     SHA-256 hex of (previous event's chain, id, time, kind, reason, detail):
                    editing, inserting or deleting an event breaks every chain after it
 The `created` event's detail holds "sealed": a digest of the sealed contents (design,
-manifest, units, allocation); its chain value is the register's *root hash*, printed on the
-seal receipt that `assign` writes, so `verify --receipt` proves the folder is the one sealed.
+manifest, units, allocation; "seal_format" 2 hashes them column by column, see `SealHasher`;
+registers without it were sealed with format 1); its chain value is the register's *root
+hash*, printed on the seal receipt that `assign` writes, so `verify --receipt` proves the folder
+is the one sealed.
 
 Changes go through `Register.transaction()` (BEGIN IMMEDIATE ... COMMIT): everything a command
 changes in the register commits at once or not at all. `writing(DIR, command)` wraps a whole
