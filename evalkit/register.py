@@ -34,6 +34,7 @@ import datetime as dt
 import hashlib
 import json
 import math
+import operator
 import os
 import sqlite3
 import urllib.parse
@@ -539,6 +540,12 @@ class Register:
             return pd.concat([_shared_text(pd.read_sql_query(
                 f'SELECT "{c}" FROM "{name}" ORDER BY rowid', connection)) for c in names],
                 axis=1)
+
+    def column(self, name: str, column: str) -> list[Any]:
+        """One column of a table as the values SQLite stores, in rowid order (no frame)."""
+        with self._reading() as connection:
+            cursor = connection.execute(f'SELECT "{column}" FROM "{name}" ORDER BY rowid')
+            return list(map(operator.itemgetter(0), cursor))
 
     def has_table(self, name: str) -> bool:
         """True when the register holds a table called `name` (later stages add tables)."""

@@ -154,16 +154,16 @@ def turnover_differences(register: Register, design: TrialDesign, allocation: pd
 def stored_table_differences(register: Register, expected: pd.DataFrame) -> list[str]:
     """`table_differences` against the register's staff_allocation, read a column at a time
     when it lists the expected IDs (the usual case): a national table's worth of memory less."""
-    ids = _text(register.table("staff_allocation", ["staff_id"])["staff_id"])
+    declared = _stored_columns(register)
+    ids = _stored_text(register, "staff_id", declared)
     order = np.argsort(ids, kind="stable")
     if len(ids) != len(expected) or not (ids[order] == expected["staff_id"].to_numpy()).all():
         return table_differences(expected, register.table("staff_allocation"))
-    stored_columns = _stored_columns(register)
     differences: list[str] = []
     for column in [c for c in STAFF_COLUMNS if c != "staff_id"]:
-        if column not in stored_columns:
+        if column not in declared:
             return table_differences(expected, register.table("staff_allocation"))
-        have = _text(register.table("staff_allocation", [column])[column])[order]
+        have = _stored_text(register, column, declared)[order]
         want = expected[column].to_numpy(dtype=object)
         differences += [f"staff {ids[order[at]]}: {column} {have[at]!r} stored, {want[at]!r} "
                         "after replaying the events"
@@ -171,5 +171,18 @@ def stored_table_differences(register: Register, expected: pd.DataFrame) -> list
     return differences
 
 
-def _stored_columns(register: Register) -> set[str]:
-    return {row[1] for row in register.query('PRAGMA table_info("staff_allocation")')}
+def _stored_columns(register: Register) -> dict[str, str]:
+    """staff_allocation's columns and their declared SQL types."""
+    return {row[1]: str(row[2]).upper()
+            for row in register.query('PRAGMA table_info("staff_allocation")')}
+
+
+def _stored_text(register: Register, column: str, declared: dict[str, str]) -> np.ndarray:
+    """One stored column as `_text` gives it: a TEXT column's values straight from SQLite
+    (no frame in between), any other through pandas as before."""
+    values = register.column("staff_allocation", column) if declared[column] == "TEXT" else None
+    if values is None or not set(map(type, values)) <= {str, type(None)}:
+        return _text(register.table("staff_allocation", [column])[column])
+    if None in values:
+        values = ["" if value is None else value for value in values]
+    return np.array(values, dtype=object)
