@@ -314,7 +314,7 @@ def _write_frame(connection: sqlite3.Connection, name: str, frame: pd.DataFrame,
     that the digest is the one a read-back would give."""
     connection.execute(f'DROP TABLE IF EXISTS "{name}"')
     connection.execute(pd.io.sql.get_schema(frame, name))
-    declared = [row[2].upper() for row in connection.execute(f'PRAGMA table_info("{name}")')]
+    declared = list(_declared_types(connection, name).values())
     marks = ", ".join("?" * len(frame.columns))
     exact = True
     for start in range(0, len(frame), _WRITE_CHUNK):
@@ -404,6 +404,12 @@ def _is_large(connection: sqlite3.Connection, name: str) -> bool:
     except sqlite3.OperationalError:  # no rowid (a view, or WITHOUT ROWID): read it whole
         return False
     return bool(row and row[0] and row[0] > LARGE_TABLE_ROWS)
+
+
+def _declared_types(connection: sqlite3.Connection, name: str) -> dict[str, str]:
+    """Column name -> declared SQL type (capitals), in the table's order."""
+    return {row[1]: str(row[2]).upper()
+            for row in connection.execute(f'PRAGMA table_info("{name}")')}
 
 
 def _fsync(path: Path) -> None:
@@ -535,11 +541,15 @@ class Register:
                 return pd.read_sql_query(f'SELECT {selected} FROM "{name}"', connection)
             # a column at a time: the rows of all columns as Python tuples at once would
             # take several times the memory of the frame (pandas infers each column alike)
-            names = columns or [row[1] for row in
-                                connection.execute(f'PRAGMA table_info("{name}")')]
+            names = columns or list(_declared_types(connection, name))
             return pd.concat([_shared_text(pd.read_sql_query(
                 f'SELECT "{c}" FROM "{name}" ORDER BY rowid', connection)) for c in names],
                 axis=1)
+
+    def columns(self, name: str) -> dict[str, str]:
+        """A table's columns in order, with their declared SQL types in capitals."""
+        with self._reading() as connection:
+            return _declared_types(connection, name)
 
     def column(self, name: str, column: str) -> list[Any]:
         """One column of a table as the values SQLite stores, in rowid order (no frame)."""

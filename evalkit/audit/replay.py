@@ -134,11 +134,16 @@ def _aligned_differences(expected: pd.DataFrame, stored: pd.DataFrame) -> list[s
     ids = stored["staff_id"].to_numpy()
     differences = []
     for column in [c for c in STAFF_COLUMNS if c != "staff_id"]:
-        want, have = expected[column].to_numpy(dtype=object), stored[column].to_numpy()
-        for at in np.flatnonzero(want != have)[:MAX_LISTED]:
-            differences.append(f"staff {ids[at]}: {column} {have[at]!r} stored, {want[at]!r} "
-                               "after replaying the events")
+        differences += _cell_differences(ids, column, stored[column].to_numpy(),
+                                         expected[column].to_numpy(dtype=object))
     return differences
+
+
+def _cell_differences(ids: np.ndarray, column: str, have: np.ndarray,
+                      want: np.ndarray) -> list[str]:
+    """The first MAX_LISTED cells of one column where the stored value is not the replayed."""
+    return [f"staff {ids[at]}: {column} {have[at]!r} stored, {want[at]!r} after replaying "
+            "the events" for at in np.flatnonzero(want != have)[:MAX_LISTED]]
 
 
 def turnover_differences(register: Register, design: TrialDesign, allocation: pd.DataFrame,
@@ -154,27 +159,20 @@ def turnover_differences(register: Register, design: TrialDesign, allocation: pd
 def stored_table_differences(register: Register, expected: pd.DataFrame) -> list[str]:
     """`table_differences` against the register's staff_allocation, read a column at a time
     when it lists the expected IDs (the usual case): a national table's worth of memory less."""
-    declared = _stored_columns(register)
+    declared = register.columns("staff_allocation")
+    if not set(STAFF_COLUMNS) <= declared.keys():
+        return table_differences(expected, register.table("staff_allocation"))
     ids = _stored_text(register, "staff_id", declared)
     order = np.argsort(ids, kind="stable")
-    if len(ids) != len(expected) or not (ids[order] == expected["staff_id"].to_numpy()).all():
+    ids = ids[order]
+    if len(ids) != len(expected) or not (ids == expected["staff_id"].to_numpy()).all():
         return table_differences(expected, register.table("staff_allocation"))
     differences: list[str] = []
     for column in [c for c in STAFF_COLUMNS if c != "staff_id"]:
-        if column not in declared:
-            return table_differences(expected, register.table("staff_allocation"))
-        have = _stored_text(register, column, declared)[order]
-        want = expected[column].to_numpy(dtype=object)
-        differences += [f"staff {ids[order[at]]}: {column} {have[at]!r} stored, {want[at]!r} "
-                        "after replaying the events"
-                        for at in np.flatnonzero(want != have)[:MAX_LISTED]]
+        differences += _cell_differences(ids, column,
+                                         _stored_text(register, column, declared)[order],
+                                         expected[column].to_numpy(dtype=object))
     return differences
-
-
-def _stored_columns(register: Register) -> dict[str, str]:
-    """staff_allocation's columns and their declared SQL types."""
-    return {row[1]: str(row[2]).upper()
-            for row in register.query('PRAGMA table_info("staff_allocation")')}
 
 
 def _stored_text(register: Register, column: str, declared: dict[str, str]) -> np.ndarray:

@@ -184,24 +184,18 @@ def _stored_units_differences(register: Register, unit_columns: list[str],
                               recorded_digest: str) -> list[str]:
     """The register's units must have the digest the manifest recorded (only those columns
     are read)."""
-    stored = _columns_of(register, "units")
-    if not set(unit_columns) <= stored:
+    if not set(unit_columns) <= register.columns("units").keys():
         return []
     if units_digest(register.table("units", unit_columns), unit_columns) == recorded_digest:
         return []
     return ["register: the stored units (IDs, strata, covariates) differ from those allocated"]
 
 
-def _columns_of(register: Register, table: str) -> set[str]:
-    return {row[1] for row in register.query(f'PRAGMA table_info("{table}")')}
-
-
 def _stored_allocation(register: Register) -> pd.DataFrame:
     """The columns of the stored allocation that `compare_allocations` reads."""
-    columns = [c for c in _columns_of(register, "allocation")
-               if c in ("unit_id", "group", "assignment") or c.startswith("p_")]
-    order = [row[1] for row in register.query('PRAGMA table_info("allocation")')]
-    return register.table("allocation", [c for c in order if c in columns])
+    return register.table("allocation", [
+        c for c in register.columns("allocation")
+        if c in ("unit_id", "group", "assignment") or c.startswith("p_")])
 
 
 def _log_verified(directory: Path, matches: bool, differences: list[str],

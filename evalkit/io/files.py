@@ -198,8 +198,7 @@ def _plain_csv_frame(text: str, delimiter: str, path: Path) -> pd.DataFrame | No
     _require_unique_headers(header, path)
     frame = pd.DataFrame({name: cells[position][1:] for position, name in enumerate(header)},
                          dtype=object, columns=header)
-    blank = ~np.logical_or.reduce([frame[c].to_numpy() != "" for c in header]) \
-        if header else np.ones(len(frame), dtype=bool)
+    blank = ~np.logical_or.reduce([frame[c].to_numpy() != "" for c in header])
     if blank.all() and len(frame):
         return frame.iloc[:0].set_axis(pd.Index([], dtype=object))  # as the csv path gives
     return frame[~blank] if blank.any() else frame
@@ -464,7 +463,8 @@ def write_csv(target: Path, frame: pd.DataFrame) -> Path:
     """Write a frame as UTF-8 CSV, formula-like text escaped, atomically.
 
     The bytes are pandas' `to_csv(index=False)`; frames of text, integer, float and boolean
-    columns are formatted here a column at a time (`csv_lines`), about three times faster.
+    columns are formatted here a column at a time, 100,000 rows at a time (`csv_lines`), which
+    is faster than `to_csv` and keeps memory flat.
     """
     safe = excel_safe_frame(frame)
     with atomic_path(target) as temp:
@@ -531,9 +531,7 @@ def _csv_cells(frame: pd.DataFrame) -> list[list[str]] | None:
 
 def _column_fields(column: pd.Series) -> list[str] | None:
     dtype = column.dtype
-    if isinstance(dtype, np.dtype) and dtype.kind in "iu":
-        return list(map(str, column.tolist()))
-    if isinstance(dtype, np.dtype) and dtype.kind == "b":
+    if isinstance(dtype, np.dtype) and dtype.kind in "iub":
         return list(map(str, column.tolist()))
     if isinstance(dtype, np.dtype) and dtype.kind == "f":
         values = column.to_numpy()
