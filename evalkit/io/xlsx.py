@@ -132,26 +132,65 @@ def _cell(ref: str, value: object) -> str:
     return _text(ref, str(value))
 
 
-def column_cells(letter: str, column: pd.Series) -> list[str]:
-    """The cells of one column from row 2 down, as `_cell` writes them: text and numeric
-    columns a column at a time (each distinct text escaped once), anything else per cell."""
+def column_cells(letter: str, column: pd.Series,
+                 numbers: list[str] | None = None) -> list[str]:
+    """The cells of one column from row 2 down, as `_cell` writes them (`numbers` are the row
+    numbers as text, shared by a sheet's columns)."""
+    part, filling = column_part(letter, column, numbers or row_numbers(len(column)))
+    return list(map(part.__mod__, zip(*filling, strict=True)))
+
+
+def row_numbers(count: int) -> list[str]:
+    """Rows 2 .. count + 1 as text: the data rows under the header."""
+    return list(map(str, range(2, count + 2)))
+
+
+_TEXT_CELL = '<c r="{}%s" t="inlineStr"><is><t xml:space="preserve">%s</t></is></c>'
+
+
+def column_part(letter: str, column: pd.Series, numbers: list[str]) -> tuple[str, list[list]]:
+    """How one column enters a sheet's row template: a %-format part and the lists filling
+    it. A text, numeric or date column without blanks is formatted with its row's number by
+    the template (no Python call per cell); any other column is its cells, ready ("%s")."""
     values = column.astype(object).tolist()
     kinds = set(map(type, values))
     if kinds <= {str, type(None)}:
-        escaped = {v: escape(_ILLEGAL.sub("", v)) for v in set(values) if v}
-        return [f'<c r="{letter}{n}" t="inlineStr"><is><t xml:space="preserve">{escaped[v]}'
-                '</t></is></c>' if v else "" for n, v in enumerate(values, start=2)]
+        return _templated(_TEXT_CELL.format(letter), numbers, _escaped(values),
+                          list(map(bool, values)))
     if kinds <= {int, float} and not (isinstance(column.dtype, np.dtype)
                                       and column.dtype.kind == "b"):
-        numbers = column.to_numpy(dtype=float)
-        if np.isfinite(numbers[~np.isnan(numbers)]).all():
-            return [f'<c r="{letter}{n}"><v>{v}</v></c>' if v == v else ""
-                    for n, v in enumerate(values, start=2)]
-    if kinds <= {dt.date, type(None)}:  # dates (not timestamps): day numbers, no calls
+        floats = column.to_numpy(dtype=float)
+        if np.isfinite(floats[~np.isnan(floats)]).all():
+            return _templated(f'<c r="{letter}%s"><v>%s</v></c>', numbers, values,
+                              (~np.isnan(floats)).tolist())
+    if kinds <= {dt.date, type(None)}:  # dates (not timestamps): day numbers
         epoch = _EPOCH.date()
-        return [f'<c r="{letter}{n}"{DATE_STYLE}><v>{(v - epoch).days}</v></c>'
-                if v is not None else "" for n, v in enumerate(values, start=2)]
-    return [_cell(f"{letter}{n}", v) for n, v in enumerate(values, start=2)]
+        days = {v: (v - epoch).days for v in set(values) if v is not None}
+        return _templated(f'<c r="{letter}%s"{DATE_STYLE}><v>%s</v></c>', numbers,
+                          list(map(days.get, values)), [v is not None for v in values])
+    return "%s", [[_cell(f"{letter}{n}", v) for n, v in zip(numbers, values, strict=True)]]
+
+
+def _templated(part: str, numbers: list[str], shown: list,
+               present: list[bool]) -> tuple[str, list[list]]:
+    """(part, its fillings); with blanks (no cell), the column's cells formatted here."""
+    if all(present):
+        return part, [numbers, shown]
+    return "%s", [[part % (n, v) if here else ""
+                   for n, v, here in zip(numbers, shown, present, strict=True)]]
+
+
+_NEEDS_ESCAPE = re.compile(r"[&<>\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _escaped(values: list) -> list:
+    """Text values as XML text: only values holding `&<>` or illegal characters change (one
+    scan of the distinct values tells whether any does)."""
+    distinct = [v for v in set(values) if v]
+    if not _NEEDS_ESCAPE.search("".join(distinct)):
+        return values
+    changed = {v: escape(_ILLEGAL.sub("", v)) for v in distinct if _NEEDS_ESCAPE.search(v)}
+    return [changed.get(v, v) for v in values]
 
 
 def _widths(frame: pd.DataFrame) -> list[int]:
@@ -173,10 +212,12 @@ def sheet_xml(frame: pd.DataFrame, autofilter: bool = True) -> str:
                    for i, w in enumerate(_widths(frame), start=1))
     header = "".join(_text(f"{letter}1", str(column), ' s="1"')
                      for letter, column in zip(letters, frame.columns, strict=True))
-    rows = [f'<row r="1">{header}</row>']
-    columns = [column_cells(letter, frame.iloc[:, i]) for i, letter in enumerate(letters)]
-    for number, cells in enumerate(zip(*columns, strict=True), start=2):
-        rows.append(f'<row r="{number}">{"".join(cells)}</row>')
+    numbers = row_numbers(len(frame))
+    parts = [column_part(letter, frame.iloc[:, i], numbers) for i, letter in enumerate(letters)]
+    template = '<row r="%s">' + "".join(part for part, _ in parts) + "</row>"
+    filling = [numbers, *(values for _, lists in parts for values in lists)]
+    rows = [f'<row r="1">{header}</row>',
+            *(map(template.__mod__, zip(*filling, strict=True)) if parts else ())]
     view = ('<sheetViews><sheetView workbookViewId="0"><pane ySplit="1" topLeftCell="A2" '
             'activePane="bottomLeft" state="frozen"/></sheetView></sheetViews>')
     filter_ref = filter_range(frame) if autofilter else ""
@@ -259,18 +300,28 @@ def write_xlsx(target: Path, sheets: Mapping[str, pd.DataFrame],
 
 
 def _iso_dates(column: pd.Series) -> pd.Series | None:
-    """The column as dates when every non-blank value is ISO date text; else None."""
+    """The column as dates when every non-blank value is ISO date text; else None. Only the
+    distinct values are checked and parsed (in order: most text columns are not dates, and
+    their first value tells)."""
     if not _is_text(column) or column.empty:
         return None
-    text = column.dropna().astype(str)
-    text = text[text != ""]
-    if text.empty or not re.fullmatch(_ISO_DATE, text.iat[0]):
-        return None  # most text columns are not dates: the first value tells, without a scan
-    if not text.str.fullmatch(_ISO_DATE).all():
+    pattern = re.compile(_ISO_DATE)
+    head = _non_blank(column.iloc[:100])  # the first value tells, mostly without a scan
+    if len(head) and not pattern.fullmatch(head.iat[0]):
         return None
-    parsed = pd.to_datetime(column.where(column.astype(str) != ""), format="%Y-%m-%d",
-                            errors="coerce")
-    return parsed.dt.date.where(parsed.notna(), None)
+    present = pd.Series(column.dropna().unique(), dtype=object)
+    present = present[present.astype(str) != ""]
+    if present.empty or not all(map(pattern.fullmatch, present.astype(str))):
+        return None
+    parsed = pd.to_datetime(present, format="%Y-%m-%d", errors="coerce")
+    days = dict(zip(present, parsed.dt.date.where(parsed.notna(), None), strict=True))
+    return pd.Series([days.get(v) for v in column.tolist()], index=column.index, dtype=object)
+
+
+def _non_blank(column: pd.Series) -> pd.Series:
+    """The values that are neither missing nor blank, as text."""
+    text = column.dropna().astype(str)
+    return text[text != ""]
 
 
 def _is_text(column: pd.Series) -> bool:
