@@ -159,7 +159,7 @@ def _read_csv(path: Path, notes: list[str]) -> pd.DataFrame:
     delimiter = _sniff_delimiter(first, lines[:50], path)
     if delimiter != ",":
         notes.append(f"read as {DELIMITERS[delimiter]}-separated")
-    fast = _plain_csv_frame(text, delimiter, path)
+    fast = _plain_csv_frame(text, delimiter, path, quoted=True)
     if fast is not None:
         return fast
     try:
@@ -175,17 +175,21 @@ def _read_csv(path: Path, notes: list[str]) -> pd.DataFrame:
 _SNIFF_CHARS = 1 << 16  # the delimiter is told from the first lines
 
 
-def _plain_csv_frame(text: str, delimiter: str, path: Path) -> pd.DataFrame | None:
+def _plain_csv_frame(text: str, delimiter: str, path: Path,
+                     quoted: bool = False) -> pd.DataFrame | None:
     """The frame `_frame_from_rows` makes, read by pandas' C parser, for the common file:
-    no quote characters, no control characters, the header on the first line and no row
-    longer than it. None for any other file, which the csv module reads (it gives the exact
-    line of a problem)."""
-    if '"' in text or _CONTROL.search(text) or not text.lstrip("\ufeff")[:1].strip():
+    no quote characters (with `quoted`, only quotes around whole one-line fields), no control
+    characters, the header on the first line and no row longer than it. None for any other
+    file, which the csv module reads (it gives the exact line of a problem)."""
+    has_quotes = '"' in text
+    if has_quotes and not (quoted and _quotes_wrap_whole_fields(text, delimiter)):
+        return None
+    if _CONTROL.search(text) or not text.lstrip("\ufeff")[:1].strip():
         return None
     try:
         table = pd.read_csv(io.StringIO(text), sep=delimiter, header=None, dtype=object,
-                            na_filter=False, skip_blank_lines=False, quoting=csv.QUOTE_NONE,
-                            engine="c")
+                            na_filter=False, skip_blank_lines=False, engine="c",
+                            quoting=csv.QUOTE_MINIMAL if has_quotes else csv.QUOTE_NONE)
     except (pd.errors.ParserError, ValueError):
         return None
     cells = {position: _stripped(table[position]) for position in table.columns}
@@ -202,6 +206,23 @@ def _plain_csv_frame(text: str, delimiter: str, path: Path) -> pd.DataFrame | No
     if blank.all() and len(frame):
         return frame.iloc[:0].set_axis(pd.Index([], dtype=object))  # as the csv path gives
     return frame[~blank] if blank.any() else frame
+
+
+def _quotes_wrap_whole_fields(text: str, delimiter: str) -> bool:
+    """True when every quote opens a field, closes one or is doubled inside one, and no quoted
+    field spans lines: the csv module and pandas' C parser then read the same cells (e.g.
+    `"Kent, Surrey and Sussex"`). Split at quotes, the odd pieces are inside quotes."""
+    pieces = text.split('"')
+    if len(pieces) % 2 == 0:
+        return False   # an odd number of quotes: one is never closed
+    boundary = (delimiter, "\n", "\r")
+    if (pieces[0] and not pieces[0].endswith(boundary)) or (
+            pieces[-1] and not pieces[-1].startswith(boundary)):
+        return False
+    for between in pieces[2:-1:2]:   # empty: a doubled quote inside a field
+        if between and not (between.startswith(boundary) and between.endswith(boundary)):
+            return False
+    return not any("\n" in inside or "\r" in inside for inside in pieces[1::2])
 
 
 def _stripped(column: pd.Series) -> list[str]:

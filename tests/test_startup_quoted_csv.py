@@ -1,0 +1,78 @@
+"""read_table reads CSV files whose quotes only wrap whole one-line fields (Excel's
+`"Kent, Surrey and Sussex"`) with pandas' C parser too: the cells must be exactly what the
+csv-module path gives, and every other use of quotes falls back to the csv module."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from evalkit.errors import InputError
+from evalkit.io.files import _frame_from_rows, _plain_csv_frame, _quotes_wrap_whole_fields
+
+CELL = st.sampled_from([
+    "", " ", "a", " b ", "PO", "NA", "1.5", "é", '"x, y"', '"a""b"', '""', '" q "', '""""',
+    '"x; y"', '"tab\there"', '"1,2,3"', '" "',
+    'a"b', '"open', 'close"', ' "s"', '"s" ', '"two\nlines"', '"',   # the csv module reads these
+])
+ROW = st.lists(CELL, min_size=0, max_size=5)
+
+
+def by_csv_module(text: str, delimiter: str, path: Path) -> pd.DataFrame:
+    records = list(csv.reader(io.StringIO(text), delimiter=delimiter, strict=True))
+    while records and not any(cell.strip() for cell in records[0]):
+        records.pop(0)
+    return _frame_from_rows(records[0], records[1:], path)
+
+
+def outcome(read, *args):
+    try:
+        return read(*args)
+    except (InputError, csv.Error) as error:
+        return str(error)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(ROW, min_size=1, max_size=8), st.sampled_from([",", ";", "\t"]),
+       st.sampled_from(["\n", "\r\n"]), st.booleans())
+def test_quoted_fields_read_by_pandas_equal_the_csv_module(rows, delimiter, newline,
+                                                           final_newline) -> None:
+    text = newline.join(delimiter.join(row) for row in rows) + (newline if final_newline else "")
+    path = Path("roster.csv")
+    fast = outcome(_plain_csv_frame, text, delimiter, path, True)
+    if fast is None:
+        return  # declined: the csv module reads it
+    slow = outcome(by_csv_module, text, delimiter, path)
+    if isinstance(slow, str) or isinstance(fast, str):
+        assert fast == slow
+        return
+    pd.testing.assert_frame_equal(fast, slow)
+    assert list(fast.index) == list(slow.index)
+
+
+@pytest.mark.parametrize(("text", "whole"), [
+    ('region,n\n"Kent, Surrey and Sussex",1\n', True),
+    ('a,b\n"say ""hi""",2\n', True),
+    ('"a","b"\n"",""\n', True),
+    ('a,b\nx"y,2\n', False),           # a quote inside an unquoted field
+    ('a,b\n"x"y,2\n', False),          # text after the closing quote
+    ('a,b\n "x",2\n', False),          # a space before the opening quote
+    ('a,b\n"x,2\n', False),            # never closed
+    ('a,b\n"two\nlines",2\n', False),  # a quoted field across lines
+])
+def test_which_quotes_wrap_whole_fields(text: str, whole: bool) -> None:
+    assert _quotes_wrap_whole_fields(text, ",") is whole
+
+
+def test_the_national_dataset_takes_the_fast_path_and_reads_as_before() -> None:
+    path = Path(__file__).parent / "reference" / "datasets" / "national.csv"
+    text = path.read_text()
+    fast = _plain_csv_frame(text, ",", path, quoted=True)
+    assert fast is not None
+    pd.testing.assert_frame_equal(fast, by_csv_module(text, ",", path))
