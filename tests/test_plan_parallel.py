@@ -8,8 +8,8 @@ import warnings
 import pytest
 
 from evalkit.analysis.plan import compute as plan_module
-from evalkit.analysis.plan import parallel
 from evalkit.analysis.plan.outputs import results_document
+from evalkit.io import parallel
 from evalkit.register import Register
 from evalkit.trial.design import load_design
 from tests.conftest import SEEDS2_CONFIG

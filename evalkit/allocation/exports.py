@@ -54,13 +54,21 @@ def _with_covariates(allocation: pd.DataFrame, units: pd.DataFrame,
     return merged
 
 
+def table_csvs(directory: Path, allocation: pd.DataFrame,
+               staff: pd.DataFrame) -> dict[str, Path]:
+    """Write allocation.csv and staff_allocation.csv (the two large exports)."""
+    return {"allocation": write_csv(Path(directory) / "allocation.csv", allocation),
+            "staff_allocation": write_csv(Path(directory) / "staff_allocation.csv", staff)}
+
+
 def export_allocation(register: Register, directory: Path,
-                      stored: dict[str, pd.DataFrame] | None = None) -> dict[str, Path]:
+                      stored: dict[str, pd.DataFrame] | None = None,
+                      written: dict[str, Path] | None = None) -> dict[str, Path]:
     """Write allocation.csv, staff_allocation.csv, allocation.xlsx, balance.csv, manifest.json.
 
     `stored` may pass the very frames just written to the register ("allocation",
     "staff_allocation", "units"; saves reading a large register back); the files are
-    byte-identical either way (tested).
+    byte-identical either way (tested). `written`: what `table_csvs` already wrote from them.
     """
     directory = Path(directory)
     stored = stored or {}
@@ -70,8 +78,7 @@ def export_allocation(register: Register, directory: Path,
     staff = register.table("staff_allocation") if staff is None else staff
     balance = balance_from_register(register, allocation, staff, stored.get("units"))
     paths = {
-        "allocation": write_csv(directory / "allocation.csv", allocation),
-        "staff_allocation": write_csv(directory / "staff_allocation.csv", staff),
+        **(written or table_csvs(directory, allocation, staff)),
         "balance": write_csv(directory / "balance.csv", balance),
         "manifest": write_text(directory / "manifest.json",
                                json.dumps(register.manifest, indent=2, sort_keys=True) + "\n"),

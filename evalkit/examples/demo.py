@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from evalkit.allocation.assign import AssignResult, run_assign
-from evalkit.analysis.plan.parallel import IdleWatch, run_in_order
+from evalkit.io.parallel import IdleWatch, run_in_order
 from evalkit.analysis.plan.run import run_plan
 from evalkit.delivery.guidance import run_guidance
 from evalkit.delivery.publish import publish

@@ -40,7 +40,7 @@ from evalkit.analysis.plan.data import (
     acceptance_rule,
     load_plan_data,
 )
-from evalkit.analysis.plan.parallel import IdleWatch, run_in_order, usable_cores
+from evalkit.io.parallel import IdleWatch, run_in_order, usable_cores
 from evalkit.analysis.plan.result import PlannedModel, PlanResult, ResultRole
 from evalkit.analysis.results import Contrast, ModelResult
 from evalkit.analysis.run import AnalyseSpec, analyse_frame

@@ -1,12 +1,13 @@
-"""Run independent pieces of the plan on the machine's cores; results in the order asked.
+"""Run independent pieces of work on the machine's cores; results in the order asked.
 
-The outcomes of a plan are independent of one another (each outcome's models, moderators
-and deviations depend only on the shared analysis table), so they can be fitted in worker
-processes. Workers are forked: they inherit the loaded data and the imported estimators, so
+Used where pieces of a command do not depend on one another: the outcomes of an analysis
+plan (each outcome's models depend only on the shared analysis table), and, at large scale,
+`assign`'s CSV exports beside the register it writes, and `verify`'s integrity checks beside
+its recomputation. Workers are forked: they inherit the loaded data and the imported code, so
 nothing is pickled on the way in (the task is a module global, set just before the fork),
-only each outcome's results on the way back. The numbers are those the same code computes
-in this process (the same code on the same data, and the same BLAS thread count, which a
-fork inherits), and the results come back in task order, whatever order they finish in.
+only each task's result on the way back. The results are those the same code computes in
+this process (the same code on the same data, and the same BLAS thread count, which a fork
+inherits), and they come back in task order, whatever order they finish in.
 
 Serial, in this process, when there is one core or nothing to do beside the one task, off
 Linux (fork is unsafe on macOS and absent on Windows), or when the pool breaks (a worker
@@ -107,6 +108,17 @@ def run_in_order(task: Callable[[int], T], count: int, workers: int | None = Non
 _NOT_RUN = object()
 
 
+def run_beside(background: Callable[[], T], foreground: Callable[[], Any],
+               watch: IdleWatch | None = None) -> tuple[T, Any]:
+    """(background(), foreground()): the first in a forked worker while the second runs
+    here, so two cores share them; both here, in turn, whenever `run_in_order` would be
+    serial. `background` must touch no open database connection or file of this process's
+    (it runs in a copy of it)."""
+    results, later = run_in_order(lambda index: background(), 1, workers=1,
+                                  meanwhile=foreground, watch=watch)
+    return results[0], later
+
+
 def _run_forked(task: Callable[[int], T], count: int, workers: int,
                 done: Callable[[int], None], meanwhile: Callable[[], Any] | None,
                 finished: dict[int, T]) -> Any:
@@ -115,6 +127,7 @@ def _run_forked(task: Callable[[int], T], count: int, workers: int,
     global _TASK
     _TASK = task
     later: Any = _NOT_RUN
+    failure: BaseException | None = None
     try:
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(
                 "fork"), initializer=_own_streams) as pool:
@@ -123,12 +136,18 @@ def _run_forked(task: Callable[[int], T], count: int, workers: int,
                 futures = [pool.submit(_worker, index) for index in range(count)]
             finally:
                 gc.unfreeze()
-            later = meanwhile() if meanwhile is not None else None
-            _collect(futures, done, finished)
+            try:  # its own failure is raised as it is, once the workers are done
+                later = meanwhile() if meanwhile is not None else None
+            except BaseException as error:  # noqa: BLE001 (re-raised below)
+                failure = error
+            if failure is None:
+                _collect(futures, done, finished)
     except (BrokenProcessPool, OSError):
         pass   # a fork refused or a worker killed: what is missing runs serially
     finally:
         _TASK = None
+    if failure is not None:
+        raise failure
     return later
 
 

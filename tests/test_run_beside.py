@@ -1,0 +1,75 @@
+"""Work run beside this process (`run_beside`): the same results and errors as in turn, and
+`assign`'s CSV exports written by a second process give the same run folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from evalkit.allocation import assign as assign_module
+from evalkit.audit.verify import verify_allocation
+from evalkit.io import parallel
+from evalkit.register import Register
+from tests.test_output_digests import PINNED, run_case
+
+needs_fork = pytest.mark.skipif(not parallel.sys.platform.startswith("linux")
+                                or parallel.usable_cores() < 2,
+                                reason="workers are forked on Linux, with two cores or more")
+
+
+@needs_fork
+def test_the_background_runs_in_another_process_and_both_results_come_back():
+    background, foreground = parallel.run_beside(os.getpid, lambda: ("here", os.getpid()))
+    assert foreground == ("here", os.getpid()) and background != os.getpid()
+
+
+def test_one_core_runs_both_here_in_turn(monkeypatch):
+    monkeypatch.setattr(parallel, "usable_cores", lambda: 1)
+    order: list[str] = []
+    background, foreground = parallel.run_beside(lambda: order.append("b") or os.getpid(),
+                                                 lambda: order.append("f") or "here")
+    assert (background, foreground) == (os.getpid(), "here") and order == ["f", "b"]
+
+
+def test_a_failing_foreground_raises_its_own_error_once():
+    calls: list[int] = []
+
+    def foreground() -> None:
+        calls.append(1)
+        raise OSError("disk full while writing the register")
+
+    with pytest.raises(OSError, match="disk full"):
+        parallel.run_beside(lambda: 1, foreground)
+    assert calls == [1]  # not run a second time (a rerun could meet a half-written file)
+
+
+def test_a_failing_background_raises_here_as_in_turn():
+    def background() -> None:
+        raise ValueError("the CSV could not be written")
+
+    with pytest.raises(ValueError, match="could not be written"):
+        parallel.run_beside(background, lambda: "here")
+
+
+@pytest.mark.slow
+def test_csvs_written_beside_the_register_give_the_pinned_folder(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(assign_module, "CSVS_BESIDE_ROWS", 0)  # fork even for the example
+    writers = tmp_path / "writers.txt"  # the process that wrote the CSVs (a fork's memory
+    original = assign_module.table_csvs  # is its own, so it tells us through a file)
+
+    def table_csvs(*args):
+        with open(writers, "a", encoding="utf-8") as handle:
+            handle.write(f"{os.getpid()}\n")
+        return original(*args)
+
+    monkeypatch.setattr(assign_module, "table_csvs", table_csvs)
+    assert run_case("national", tmp_path) == PINNED["national"]
+    pids = writers.read_text(encoding="utf-8").split()
+    assert len(pids) == 1
+    if parallel.sys.platform.startswith("linux") and parallel.usable_cores() >= 2:
+        assert pids != [str(os.getpid())]
+    recorded = set(Register.open(tmp_path / "run").artefacts()["path"])
+    assert {"allocation.csv", "staff_allocation.csv", "balance.csv"} <= recorded
+    assert verify_allocation(tmp_path / "run").matches
