@@ -546,6 +546,12 @@ class Register:
                 f'SELECT "{c}" FROM "{name}" ORDER BY rowid', connection)) for c in names],
                 axis=1)
 
+    def row_count(self, name: str) -> int:
+        """About how many rows a table holds (its largest rowid: no scan; 0 when empty)."""
+        with self._reading() as connection:
+            row = connection.execute(f'SELECT max(rowid) FROM "{name}"').fetchone()
+        return int(row[0] or 0)
+
     def columns(self, name: str) -> dict[str, str]:
         """A table's columns in order, with their declared SQL types in capitals."""
         with self._reading() as connection:

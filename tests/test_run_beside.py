@@ -73,3 +73,29 @@ def test_csvs_written_beside_the_register_give_the_pinned_folder(tmp_path: Path,
     recorded = set(Register.open(tmp_path / "run").artefacts()["path"])
     assert {"allocation.csv", "staff_allocation.csv", "balance.csv"} <= recorded
     assert verify_allocation(tmp_path / "run").matches
+
+
+def _report(run: Path, **options) -> tuple:
+    report = verify_allocation(run, **options)
+    return report.matches, report.summary, report.differences, report.notes[:-1]
+
+
+@pytest.mark.slow
+def test_verify_with_integrity_beside_gives_the_same_report(tmp_path: Path, monkeypatch):
+    from evalkit.audit import verify as verify_module
+
+    run_case("national", tmp_path)
+    run = tmp_path / "run"
+    in_turn = _report(run)
+    monkeypatch.setattr(verify_module, "INTEGRITY_BESIDE_ROWS", 0)
+    assert _report(run) == in_turn and in_turn[0]
+    with open(run / "allocation.csv", "a", encoding="utf-8") as handle:
+        handle.write("X999,edited\n")  # an integrity difference ...
+    reseeded = tmp_path / "reseeded.toml"  # ... and recomputation differences
+    config = Path(__file__).resolve().parents[1] / "configs" / "seeds2.toml"
+    reseeded.write_text(config.read_text().replace("seed = ", "seed = 1", 1))
+    beside = _report(run, config=reseeded)
+    monkeypatch.setattr(verify_module, "INTEGRITY_BESIDE_ROWS", 10**9)
+    assert beside == _report(run, config=reseeded)
+    assert not beside[0] and any("allocation.csv" in d for d in beside[2])
+    assert any("seed" in d for d in beside[2])
