@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
 import numpy as np
 import pandas as pd
-from markupsafe import Markup
+from jinja2.filters import do_int
+from markupsafe import Markup, escape
 
 from evalkit.allocation.about import workbook_about
 from evalkit.io.files import write_csv, write_text
-from evalkit.io.html import group_style, package_environment, yes_no
+from evalkit.io.html import group_style, group_tag, package_environment, yes_no
 from evalkit.io.xlsx import write_workbook
 from evalkit.monitoring.bookings import (
     COMPLIANCE_TABLE,
@@ -157,7 +158,33 @@ EARLY_STATUS = "booked or completed before window"
 
 
 def _environment() -> jinja2.Environment:
-    return package_environment("evalkit.monitoring", "templates")
+    environment = package_environment("evalkit.monitoring", "templates")
+    environment.globals["table_rows"] = table_rows
+    return environment
+
+
+def table_rows(data: dict, numeric: Collection[str] = ()) -> Markup:
+    """The <tr> rows of a listing for the page's `table` macro: group tags, mailto links,
+    numbers with thousands separators, dates marked. Built here, not cell by cell in Jinja
+    (about a fifth of the page's time with 2,000 Control staff to contact)."""
+    cell = [_cell_markup(str(key), key in numeric) for key in data["keys"]]
+    return Markup("".join(
+        "<tr>" + "".join(show(value) for show, value in zip(cell, row, strict=True)) + "</tr>\n"
+        for row in data["rows"]))
+
+
+def _cell_markup(key: str, numeric: bool) -> Callable[[object], str]:
+    """How the `table` macro shows one column's cells (values already through `_cell`)."""
+    if key == "group":
+        return lambda value: f"<td>{group_tag(value)}</td>"
+    if key == "manager_email":
+        return lambda value: (f'<td><a href="mailto:{escape(value)}">{escape(value)}</a></td>'
+                              if value else f"<td>{escape(value)}</td>")
+    if numeric:
+        return lambda value: f'<td class="num">{do_int(value):,}</td>'
+    if key.startswith(("first_", "window_", "date")):
+        return lambda value: f'<td class="date">{escape(value)}</td>'
+    return lambda value: f"<td>{escape(value)}</td>"
 
 
 def _header(column: str) -> str:
@@ -188,8 +215,12 @@ def _listing(frame: pd.DataFrame, columns: list[str] | None = None) -> dict:
     if "manager" in (columns or []):
         shown = _manager_links(shown)
     return {"columns": [_header(c) for c in shown.columns], "keys": list(shown.columns),
-            "rows": [[_cell(v) for v in row] for row in shown.itertuples(index=False)],
-            "total": len(frame), "truncated": len(frame) > HTML_ROW_LIMIT}
+            "rows": _cells(shown), "total": len(frame), "truncated": len(frame) > HTML_ROW_LIMIT}
+
+
+def _cells(frame: pd.DataFrame) -> list[list[str]]:
+    """Each row's cells as the page shows them (`_cell`)."""
+    return [[_cell(v) for v in row] for row in frame.itertuples(index=False)]
 
 
 def pdu_summary(monitoring: Monitoring) -> pd.DataFrame:
@@ -205,15 +236,25 @@ def pdu_summary(monitoring: Monitoring) -> pd.DataFrame:
 
 
 def _early_by_pdu(monitoring: Monitoring) -> list[dict]:
-    """The Control early-booking list per PDU, with each person's manager to contact."""
+    """The Control early-booking list per PDU, with each person's manager to contact.
+
+    The cells of all PDUs are made at once and shared out, not one `_listing` per PDU (its
+    frame work per group was half the page's time with 52 PDUs)."""
     columns = ["name", "staff_id", "grade", "first_booked", "first_completed", "manager_name",
                "manager_email"]
-    blocks = []
     early = monitoring.control_early
-    for (code, name), people in early.groupby(["pdu_code", "pdu_name"], sort=True):
-        blocks.append({"code": code, "name": name, "staff": len(people),
-                       "managers": int(people["manager_name"].nunique()),
-                       "listing": _listing(people, columns)})
+    shown = early[[c for c in columns if c in early.columns]]
+    rows = _cells(shown)
+    managers = early["manager_name"].to_numpy()
+    blocks = []
+    groups = early.groupby(["pdu_code", "pdu_name"], sort=True).indices
+    for (code, name), positions in sorted(groups.items()):
+        listing = {"columns": [_header(c) for c in shown.columns], "keys": list(shown.columns),
+                   "rows": [rows[i] for i in positions[:HTML_ROW_LIMIT]],
+                   "total": len(positions), "truncated": len(positions) > HTML_ROW_LIMIT}
+        blocks.append({"code": code, "name": name, "staff": len(positions),
+                       "managers": int(pd.Series(managers[positions]).nunique()),
+                       "listing": listing})
     return blocks
 
 
