@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import gc
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -35,7 +36,7 @@ def handle_errors(command: F) -> F:
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            with _printing_input_notes():
+            with _printing_input_notes(), _collecting_new_objects_only():
                 return command(*args, **kwargs)
         except EvalkitError as error:
             error_console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False,
@@ -74,6 +75,19 @@ def _printing_input_notes() -> Iterator[None]:
         warnings.simplefilter("always", InputNote)
         warnings.showwarning = show
         yield
+
+
+@contextmanager
+def _collecting_new_objects_only() -> Iterator[None]:
+    """Run a command with what was imported so far (pandas, typer, rich...) frozen out of the
+    garbage collector's scans: those objects live as long as the process, and re-scanning
+    them in every older-generation pass cost about a tenth of a national `windows` run's CPU
+    (0.87x CPU measured with it). Unfrozen afterwards, so nothing is kept for good."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def frame_table(frame: Any, title: str = "", columns: list[str] | None = None,
