@@ -87,14 +87,15 @@ def refresh_front_door(name: str, folder: Path | None,
     """Rebuild index.html (and the certificate after verify) in a sealed run folder."""
     if folder is None:  # before the imports: commands with no run folder don't pay for them
         return None
-    from evalkit.audit.certificate import write_certificate
     from evalkit.audit.index_page import INDEX_FILE, INDEX_MARKER, write_index
     from evalkit.register import is_sealed
 
     if not is_sealed(folder):
         return None
     try:
-        if name in REFRESHES_CERTIFICATE:
+        if name in REFRESHES_CERTIFICATE:  # only then its imports (the event log, XLSX)
+            from evalkit.audit.certificate import write_certificate
+
             write_certificate(folder)
         existing = folder / INDEX_FILE
         if existing.exists() and INDEX_MARKER not in existing.read_text("utf-8", "replace"):

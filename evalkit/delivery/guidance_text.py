@@ -21,7 +21,7 @@ from markupsafe import Markup, escape
 from evalkit.delivery.instructions import group_windows
 from evalkit.errors import ConfigError, InputError
 from evalkit.io.files import safe_file_name
-from evalkit.io.html import add_group_helpers
+from evalkit.io.html import add_group_helpers, template_cache
 from evalkit.trial.design import TrialDesign
 
 PACKAGE_TEMPLATES = Path(__file__).parent / "templates" / "guidance"
@@ -70,7 +70,8 @@ def _environment(override: Path | None, html: bool) -> jinja2.Environment:
     loader = jinja2.FileSystemLoader([*folders, str(PACKAGE_TEMPLATES)])
     environment = jinja2.Environment(loader=loader, autoescape=html,
                                      undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                                     finalize=None if html else markdown_text)
+                                     finalize=None if html else markdown_text,
+                                     bytecode_cache=template_cache())
     environment.filters["inline"] = inline_html
     environment.filters["blocks"] = markdown_blocks
     environment.filters["file_name"] = safe_file_name

@@ -7,13 +7,18 @@ plots one colour-blind-safe colour (Okabe-Ito hues), marker and line style per g
 
 from __future__ import annotations
 
+import functools
 import io
+import os
 import re
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import jinja2
+from jinja2.bccache import Bucket
 from markupsafe import Markup, escape
 
 if TYPE_CHECKING:
@@ -108,7 +113,8 @@ def html_environment(loader: jinja2.BaseLoader, autoescape: bool = True,
     """A Jinja environment with evalkit's defaults and the shared group helpers."""
     settings = {"trim_blocks": True, "lstrip_blocks": True, **options}
     environment = jinja2.Environment(loader=loader, autoescape=autoescape,
-                                     undefined=jinja2.StrictUndefined, **settings)
+                                     undefined=jinja2.StrictUndefined,
+                                     bytecode_cache=template_cache(), **settings)
     add_group_helpers(environment)
     environment.filters.update(filters or {})
     return environment
@@ -125,6 +131,76 @@ def add_group_helpers(environment: jinja2.Environment) -> jinja2.Environment:
     environment.globals["group_css"] = group_css
     environment.filters.update({"group_tag": group_tag, "slug": slug, "yes_no": yes_no})
     return environment
+
+
+class TemplateCache(jinja2.FileSystemBytecodeCache):
+    """Compiled templates kept between runs, in a folder only this user can write.
+
+    An entry is found by the template's name and file and by everything about the environment
+    that changes the compiled code (escaping, finalize, whitespace, filter names), and is used
+    only when the template's source is the one it was compiled from (Jinja's checksum), so an
+    edited template is compiled afresh. A cache that can't be read or written is compiling:
+    an unreadable entry is ignored, a failed write is dropped.
+    """
+
+    def get_bucket(self, environment: jinja2.Environment, name: str, filename: str | None,
+                   source: str) -> Bucket:
+        key = self.get_cache_key(f"{environment_fingerprint(environment)}|{name}", filename)
+        bucket = Bucket(environment, key, self.get_source_checksum(source))
+        self.load_bytecode(bucket)
+        return bucket
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        try:
+            super().load_bytecode(bucket)
+        except Exception:  # noqa: BLE001 - a damaged entry of any kind: compile instead
+            bucket.reset()
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        try:
+            super().dump_bytecode(bucket)
+        except OSError:
+            pass
+
+
+def environment_fingerprint(environment: jinja2.Environment) -> str:
+    """What, besides the source, decides a template's compiled code in this environment."""
+    def name_of(value: Any) -> str:
+        return value if isinstance(value, bool | None) else \
+            f"{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', repr(value))}"
+
+    return repr((jinja2.__version__, name_of(environment.autoescape),
+                 name_of(environment.finalize), environment.trim_blocks,
+                 environment.lstrip_blocks, environment.keep_trailing_newline,
+                 environment.newline_sequence, environment.optimized,
+                 environment.block_start_string, environment.variable_start_string,
+                 environment.comment_start_string, environment.line_statement_prefix,
+                 sorted(environment.extensions), sorted(environment.filters),
+                 sorted(environment.tests)))
+
+
+TEMPLATE_CACHE_ENV = "EVALKIT_TEMPLATE_CACHE"  # a folder, or "off"
+
+
+@functools.lru_cache(maxsize=1)
+def template_cache() -> TemplateCache | None:
+    """The per-user cache of compiled templates ($EVALKIT_TEMPLATE_CACHE, else
+    $XDG_CACHE_HOME/evalkit/templates or ~/.cache/evalkit/templates); None (compile every
+    time) when it is switched off or its folder is missing, not ours or open to others."""
+    setting = os.environ.get(TEMPLATE_CACHE_ENV, "")
+    if setting.lower() in {"off", "0", "no", "false"}:
+        return None
+    try:
+        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+        folder = Path(setting) if setting else Path(base) / "evalkit" / "templates"
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        status = folder.lstat()
+    except (OSError, RuntimeError):  # RuntimeError: no home folder to find
+        return None
+    private = stat.S_ISDIR(status.st_mode) and not status.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    if not private or (hasattr(os, "getuid") and status.st_uid != os.getuid()):
+        return None
+    return TemplateCache(str(folder), "%s.jinja")
 
 
 def figure_to_svg(figure: Figure, title: str) -> str:
