@@ -147,8 +147,7 @@ def _number(text: Any) -> float | None:
 def group_counts(register: Register) -> list[dict[str, Any]]:
     """Units and staff per group, in the design's order."""
     design = register.design
-    units = register.table("allocation", ["group"])["group"].value_counts()
-    staff = register.table("staff_allocation", ["group"])["group"].value_counts()
+    units, staff = _group_sizes(register, "allocation"), _group_sizes(register, "staff_allocation")
     rows = [{"name": arm.name, "units": int(units.get(arm.name, 0)),
              "staff": int(staff.get(arm.name, 0)), "fixed": bool(arm.fixed)}
             for arm in design.arms]
@@ -156,6 +155,12 @@ def group_counts(register: Register) -> list[dict[str, Any]]:
         rows.append({"name": NOT_IN_TRIAL, "units": 0, "staff": int(staff[NOT_IN_TRIAL]),
                      "fixed": False})
     return rows
+
+
+def _group_sizes(register: Register, table: str) -> dict[str, int]:
+    """Rows per group of a register table, counted by SQLite (no frame)."""
+    return dict(register.query(f'SELECT "group", COUNT(*) FROM "{table}" '
+                               'WHERE "group" IS NOT NULL GROUP BY "group"'))
 
 
 def balance_headline(directory: Path) -> list[dict[str, Any]]:
@@ -248,10 +253,18 @@ def mdes_headline(directory: Path) -> list[dict[str, str]]:
             if c.get("level", "as designed") == "as designed" and _number(c.get("mdes"))]
 
 
-def _event_times(register: Register) -> pd.DataFrame:
-    events = register.events()[["id", "time", "kind"]].copy()
-    events["at"] = pd.to_datetime(events["time"], utc=True, errors="coerce")
-    return events
+@dataclass(frozen=True)
+class _Event:
+    id: int
+    kind: str
+    at: Any  # pd.Timestamp (UTC) or NaT
+
+
+def _event_times(events: pd.DataFrame) -> list[_Event]:
+    """The event log oldest first, each event's time parsed (NaT when it is not a time)."""
+    times = pd.to_datetime(events["time"], utc=True, errors="coerce")
+    return [_Event(*row) for row in zip(events["id"].tolist(), events["kind"].tolist(),
+                                        list(times), strict=True)]
 
 
 def _recorded_events(register: Register) -> dict[str, int]:
@@ -265,7 +278,7 @@ def _recorded_events(register: Register) -> dict[str, int]:
     return recorded
 
 
-def _freshness(path: Path, spec: Artefact | None, events: pd.DataFrame,
+def _freshness(path: Path, spec: Artefact | None, events: list[_Event],
                recorded: int | None, fresh_since: float | None = None) -> dict[str, Any]:
     """When a file was written, the event it reflects, and whether it may be stale.
 
@@ -275,18 +288,17 @@ def _freshness(path: Path, spec: Artefact | None, events: pd.DataFrame,
     """
     written = pd.Timestamp(path.stat().st_mtime, unit="s", tz="UTC").ceil("s")
     if fresh_since is not None and path.stat().st_mtime >= fresh_since:
-        before = events  # written by the command that just ran: reflects its newest event
+        reflected = events[-1] if events else None  # just written: the newest event
     elif recorded:
-        before = events[events["id"] <= recorded]
+        reflected = next((e for e in reversed(events) if e.id <= recorded), None)
     else:  # not recorded (an older register): the newest event by the file's time
-        before = events[events["at"] <= written]
-    reflects = (f"#{before.iloc[-1]['id']} {before.iloc[-1]['kind']}" if len(before) else "")
-    newest = int(before.iloc[-1]["id"]) if len(before) else 0
-    later = events[(events["id"] > newest) & events["kind"].isin(STAFF_CHANGES)]
-    stale = bool(spec is not None and spec.uses_staff and len(later))
+        reflected = next((e for e in reversed(events) if e.at <= written), None)
+    reflects = f"#{reflected.id} {reflected.kind}" if reflected else ""
+    newest = int(reflected.id) if reflected else 0
+    later = next((e for e in events if e.id > newest and e.kind in STAFF_CHANGES), None)
+    stale = bool(spec is not None and spec.uses_staff and later)
     return {"written": readable_time(written.isoformat()), "reflects": reflects,
-            "stale": stale, "stale_after": (f"#{later.iloc[0]['id']} {later.iloc[0]['kind']}"
-                                            if stale else "")}
+            "stale": stale, "stale_after": f"#{later.id} {later.kind}" if stale else ""}
 
 
 def _candidates(directory: Path) -> list[Path]:
@@ -304,11 +316,12 @@ def _candidates(directory: Path) -> list[Path]:
     return found
 
 
-def artefacts(directory: Path, register: Register,
-              fresh_since: float | None = None) -> list[dict[str, Any]]:
-    """Every file in the run folder, catalogued ones first in data-flow order."""
+def artefacts(directory: Path, register: Register, fresh_since: float | None = None,
+              events: pd.DataFrame | None = None) -> list[dict[str, Any]]:
+    """Every file in the run folder, catalogued ones first in data-flow order (`events`:
+    the register's event log, if already read)."""
     directory = Path(directory)
-    events = _event_times(register)
+    events = _event_times(register.events() if events is None else events)
     recorded = _recorded_events(register)
     by_path = {a.path: a for a in CATALOGUE}
     order = {a.path: i for i, a in enumerate(CATALOGUE)}
@@ -353,7 +366,8 @@ def index_context(directory: Path, fresh_since: float | None = None) -> dict[str
         "capacity": capacity_headline(directory),
         "contamination": contamination_headline(directory),
         "monitoring": monitoring_headline(directory), "primary": primary_result(directory),
-        "mdes": mdes_headline(directory), "files": artefacts(directory, register, fresh_since),
+        "mdes": mdes_headline(directory),
+        "files": artefacts(directory, register, fresh_since, events),
         "last_event": (f"#{last['id']} {last['kind']}, {readable_time(last['time'])}"
                        if last is not None
                        else ""), "generated": now_utc(), "version": evalkit.__version__,
