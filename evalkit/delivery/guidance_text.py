@@ -111,6 +111,18 @@ def markdown_text(value: object) -> object:
     return text.replace("[", "&#91;").replace("]", "&#93;")
 
 
+_HTML_ENTITIES = (("&", "&amp;"), (">", "&gt;"), ("<", "&lt;"), ("'", "&#39;"), ('"', "&#34;"))
+
+
+def html_text(text: str) -> str:
+    """Text escaped for HTML exactly as markupsafe's `escape` (Jinja's autoescape) does it,
+    without making a Markup object per value."""
+    for character, entity in _HTML_ENTITIES:
+        if character in text:
+            text = text.replace(character, entity)
+    return text
+
+
 def inline_html(text: str) -> Markup:
     """Escape text (Markdown entities decoded first), then turn **bold** into <strong>."""
     escaped = str(escape(html.unescape(str(text))))
