@@ -12,7 +12,6 @@ from typing import Any, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from evalkit.errors import EvalkitError
@@ -107,7 +106,16 @@ def frame_table(frame: Any, title: str = "", columns: list[str] | None = None,
 
 @contextmanager
 def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar; yields a callback that advances it."""
+    """A rich progress bar; yields a callback that advances it (rich.progress is imported
+    here: most commands show none)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn()]
     with Progress(*columns, console=error_console, transient=True) as progress:

@@ -53,9 +53,13 @@ class WindowsPlan:
 
 def check_windows_cover_staff(design: TrialDesign, staff: pd.DataFrame) -> None:
     """ConfigError when a group has staff in a course's audience but no window for it."""
+    in_trial = staff[staff["group"] != NOT_IN_TRIAL]
+    audiences = in_trial.groupby(["course", "group"]).size()  # one pass, sorted by group
+    counted: dict[str, list[tuple[str, int]]] = {}
+    for (course_name, group), count in audiences.items():
+        counted.setdefault(course_name, []).append((group, count))
     for index, course in enumerate(design.courses):
-        audience = staff[(staff["course"] == course.name) & (staff["group"] != NOT_IN_TRIAL)]
-        for group, count in audience["group"].value_counts().sort_index().items():
+        for group, count in counted.get(course.name, []):
             if group not in course.windows:
                 raise ConfigError(
                     f"key 'courses[{index}].windows' ({course.name}): no window for group "
