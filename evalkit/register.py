@@ -141,19 +141,41 @@ SEAL_FORMAT = 2  # 1: a json.dumps per row (registers sealed before 2026-12); 2:
 
 
 def sealed_digest(connection: sqlite3.Connection, meta_keys: list[str],
-                  seal_format: int = SEAL_FORMAT) -> str:
+                  seal_format: int = SEAL_FORMAT,
+                  table_digests: dict[str, tuple[list[str], bytes]] | None = None) -> str:
     """Digest of the sealed contents, read back from the register: the named meta values and
-    the sealed tables' cells, each table in rowid order (see `SealHasher`)."""
+    the sealed tables' cells, each table in rowid order (see `SealHasher`). Format 2 also
+    fills `table_digests` (when given): each sealed table's column names and cells' digest,
+    which `frame_digest` reproduces from a frame."""
     hasher = SealHasher(seal_format)
     for key in sorted(meta_keys):
         row = connection.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         hasher.meta(key, row[0] if row else "")
     for name in SEALED_TABLES:
         cursor = connection.execute(f'SELECT * FROM "{name}" ORDER BY rowid')
-        table = hasher.table(name, [c[0] for c in cursor.description])
+        columns = [c[0] for c in cursor.description]
+        table = hasher.table(name, columns)
         while rows := cursor.fetchmany(_DIGEST_CHUNK):
             table.add_rows(rows)
+        if table_digests is not None and seal_format == 2:
+            table_digests[name] = (columns, table.digest())
     return hasher.hexdigest()
+
+
+def frame_digest(frame: pd.DataFrame) -> bytes | None:
+    """Format 2's digest of a frame's cells as `Register.create` would store them (see
+    `TableDigest`), or None when SQLite would store some value otherwise than it is bound
+    (only a read-back could tell then). Equal to a stored table's digest means equal cells."""
+    with contextlib.closing(sqlite3.connect(":memory:")) as connection:
+        connection.execute(pd.io.sql.get_schema(frame, "frame"))
+        declared = list(_declared_types(connection, "frame").values())
+    digest = TableDigest(frame.shape[1])
+    for start in range(0, len(frame), _WRITE_CHUNK):
+        chunk = frame.iloc[start:start + _WRITE_CHUNK]
+        columns = [_sql_values(chunk.iloc[:, i]) for i in range(chunk.shape[1])]
+        if not _feed_if_stored_as_bound(digest, declared, columns):
+            return None
+    return digest.digest()
 
 
 _DIGEST_CHUNK = 100_000
@@ -219,8 +241,9 @@ class TableDigest:
     def add_rows(self, rows: list[tuple]) -> None:
         if self._legacy is not None:
             self._legacy.update(row_json_lines(rows).encode())
-        else:
-            self.add_columns(list(zip(*rows, strict=True)))
+        else:  # one C-level pass per column (about twice as fast as zip(*rows))
+            self.add_columns([list(map(operator.itemgetter(index), rows))
+                              for index in range(len(self._columns))])
 
     def add_columns(self, columns: list[Any]) -> None:
         if self._legacy is not None:
@@ -339,11 +362,20 @@ def _feed_if_stored_as_bound(digest: TableDigest, declared: list[str],
     if not all(set(map(type, values)) <= _STORED_AS_BOUND.get(kind, set())
                for kind, values in zip(declared, columns, strict=True)):
         return False
+    if any(_has_negative_zero(values) for kind, values in zip(declared, columns, strict=True)
+           if kind == "REAL"):
+        return False  # SQLite stores -0.0 as the integer 0: it reads back as 0.0
     try:
         digest.add_columns(columns)
     except OverflowError:  # an integer beyond 64 bits: SQLite stored it some other way
         return False
     return True
+
+
+def _has_negative_zero(values: list[float | None]) -> bool:
+    """True when a REAL column's values hold -0.0 (None reads as NaN here, not zero)."""
+    numbers = np.array(values, dtype=float)
+    return bool(np.any((numbers == 0) & np.signbit(numbers)))
 
 
 _TEXT_KINDS = {"string", "empty"}  # str (numpy's str_ is a str): SQLite binds them as they are
@@ -397,6 +429,46 @@ def _shared_text(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({frame.columns[0]: pd.Series(shared, dtype=column.dtype)})
 
 
+def _read_large(connection: sqlite3.Connection, name: str, names: list[str]) -> pd.DataFrame:
+    """A large table as `pd.read_sql_query` gives it, from one scan: a chunk of rows at a
+    time is split into its columns (repeated texts sharing one object as they arrive, so all
+    rows as tuples are never held at once), then each column is typed by the very function
+    read_sql_query uses (pandas' `convert_object_array`); read per column if that is gone."""
+    try:
+        from pandas.core.internals.construction import convert_object_array
+    except ImportError:  # a pandas without it: one read_sql_query per column, as before
+        return pd.concat([_shared_text(pd.read_sql_query(
+            f'SELECT "{c}" FROM "{name}" ORDER BY rowid', connection)) for c in names], axis=1)
+    selected = ", ".join(f'"{c}"' for c in names)
+    cursor = connection.execute(f'SELECT {selected} FROM "{name}" ORDER BY rowid')
+    gathered: list[list[Any]] = [[] for _ in names]
+    shared: list[dict | None] = []
+    while rows := cursor.fetchmany(LARGE_TABLE_ROWS):
+        for index, values in enumerate(gathered):
+            column = list(map(operator.itemgetter(index), rows))
+            if len(shared) <= index:
+                shared.append(_sharing(column))
+            values.extend(column if shared[index] is None else _share(column, shared[index]))
+    arrays = convert_object_array([np.array(values, dtype=object) for values in gathered],
+                                  dtype=None, coerce_float=True)
+    return pd.DataFrame(dict(zip(names, arrays, strict=True)), columns=names)
+
+
+def _sharing(first: list[Any]) -> dict | None:
+    """A dict to share repeated texts through, for a column of few distinct texts (judged on
+    its first 1,000 cells, as `share_repeated_text` does), else None."""
+    sample = first[:1000]
+    if not sample or not all(type(value) is str for value in sample):
+        return None
+    return {} if len(set(sample)) <= len(sample) // 2 else None
+
+
+def _share(values: list[Any], shared: dict) -> list[Any]:
+    """The values, equal texts as one object (only texts: 1 == 1.0 == True must stay apart)."""
+    return [shared.setdefault(value, value) if type(value) is str else value
+            for value in values]
+
+
 def _is_large(connection: sqlite3.Connection, name: str) -> bool:
     """True for a table of more than LARGE_TABLE_ROWS rows (by its largest rowid: no scan)."""
     try:
@@ -410,6 +482,30 @@ def _declared_types(connection: sqlite3.Connection, name: str) -> dict[str, str]
     """Column name -> declared SQL type (capitals), in the table's order."""
     return {row[1]: str(row[2]).upper()
             for row in connection.execute(f'PRAGMA table_info("{name}")')}
+
+
+def _scratch_connection(path: Path) -> sqlite3.Connection:
+    """A connection for writing a file nobody else sees yet (in a staging folder, renamed
+    into place only when complete): no rollback journal, no syncs until the caller's fsync.
+    A failed or killed write leaves a staging file that is thrown away."""
+    connection = sqlite3.connect(path, isolation_level=None)
+    connection.execute("PRAGMA journal_mode = OFF")
+    connection.execute("PRAGMA synchronous = OFF")
+    connection.execute("PRAGMA cache_size = -65536")  # 64 MB: fewer spills at 1M rows
+    return connection
+
+
+def write_side_table(path: Path, name: str, frame: pd.DataFrame) -> Path:
+    """Write one unsealed table into a file of its own, so that another process can write
+    it while the register is being sealed; `Register.copy_table` then adds it."""
+    connection = _scratch_connection(path)
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        _write_frame(connection, name, frame)
+        connection.execute("COMMIT")
+    finally:
+        connection.close()
+    return Path(path)
 
 
 def _fsync(path: Path) -> None:
@@ -439,15 +535,13 @@ class Register:
         return cls(path, readonly=readonly)
 
     @classmethod
-    def create(cls, path: Path, tables: dict[str, pd.DataFrame], meta: dict[str, Any]) -> Register:
-        """Write a new register with its tables and metadata, then seal the allocation."""
-        connection = sqlite3.connect(path, isolation_level=None)
+    def create(cls, path: Path, tables: dict[str, pd.DataFrame], meta: dict[str, Any],
+               copied_later: tuple[str, ...] = ()) -> Register:
+        """Write a new register with its tables and metadata, then seal the allocation.
+        `copied_later`: unsealed tables another process is writing meanwhile (see
+        `write_side_table`), which `copy_table` adds before the register is used."""
+        connection = _scratch_connection(path)
         try:  # a fresh file in a staging folder, renamed into place only when complete
-            # so no rollback journal is needed: a failed or killed create leaves a staging
-            # file that is thrown away; the one fsync below makes the finished file durable
-            connection.execute("PRAGMA journal_mode = OFF")
-            connection.execute("PRAGMA synchronous = OFF")
-            connection.execute("PRAGMA cache_size = -65536")  # 64 MB: fewer spills at 1M rows
             connection.execute("BEGIN IMMEDIATE")
             for statement in _SCHEMA:
                 connection.execute(statement)
@@ -466,7 +560,8 @@ class Register:
             in_order = [name for name in tables if name in SEALED_TABLES] == list(SEALED_TABLES)
             sealed = hasher.hexdigest() if exact and in_order \
                 else sealed_digest(connection, sorted(meta))  # as SQLite stored them
-            _insert_event(connection, "created", "", {"tables": sorted(tables),
+            _insert_event(connection, "created", "", {"tables": sorted([*tables,
+                                                                         *copied_later]),
                                                       "sealed": sealed,
                                                       "seal_format": SEAL_FORMAT,
                                                       "sealed_meta": sorted(meta)})
@@ -475,6 +570,24 @@ class Register:
             connection.close()
         _fsync(path)
         return cls(path)
+
+    def copy_table(self, side: Path, name: str) -> None:
+        """Add table `name` from the file `write_side_table` wrote (SQLite copies the rows
+        itself), then delete that file. Only for a register still in its staging folder."""
+        connection = _scratch_connection(self.path)
+        try:
+            connection.execute("ATTACH DATABASE ? AS side", (str(side),))
+            (schema,) = connection.execute("SELECT sql FROM side.sqlite_master WHERE "
+                                           "type = 'table' AND name = ?", (name,)).fetchone()
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute(schema)
+            connection.execute(f'INSERT INTO main."{name}" SELECT * FROM side."{name}"')
+            connection.execute("COMMIT")
+            connection.execute("DETACH DATABASE side")
+        finally:
+            connection.close()
+        _fsync(self.path)
+        Path(side).unlink()
 
     def _connect(self) -> sqlite3.Connection:
         if self.readonly:
@@ -539,12 +652,8 @@ class Register:
         with self._reading() as connection:
             if not _is_large(connection, name):
                 return pd.read_sql_query(f'SELECT {selected} FROM "{name}"', connection)
-            # a column at a time: the rows of all columns as Python tuples at once would
-            # take several times the memory of the frame (pandas infers each column alike)
-            names = columns or list(_declared_types(connection, name))
-            return pd.concat([_shared_text(pd.read_sql_query(
-                f'SELECT "{c}" FROM "{name}" ORDER BY rowid', connection)) for c in names],
-                axis=1)
+            return _read_large(connection, name, columns or list(_declared_types(connection,
+                                                                             name)))
 
     def row_count(self, name: str) -> int:
         """About how many rows a table holds (its largest rowid: no scan; 0 when empty)."""
@@ -562,6 +671,32 @@ class Register:
         with self._reading() as connection:
             cursor = connection.execute(f'SELECT "{column}" FROM "{name}" ORDER BY rowid')
             return list(map(operator.itemgetter(0), cursor))
+
+    def joined_text(self, name: str, columns: list[str],
+                    chunk: int = LARGE_TABLE_ROWS) -> Iterator[tuple[int, list[str | None]]]:
+        """A table's columns in rowid order, a chunk of rows at a time: (rows in the chunk,
+        per column its cells joined by U+001F, NULL as ''), or None for a column whose chunk
+        holds a number or a blob. SQLite joins them in C, so no Python object is made per
+        cell: comparing a whole column with an expected one costs one string per chunk."""
+        aggregates = ", ".join(
+            f"group_concat(coalesce(\"{c}\", ''), char(31)), "
+            f"count(\"{c}\") - sum(typeof(\"{c}\") = 'text')" for c in columns)  # not text
+        with self._reading() as connection:
+            count, low, high = connection.execute(
+                f'SELECT count(*), min(rowid), max(rowid) FROM "{name}"').fetchone()
+            if high is not None and high - low < 2 * count:  # nearly dense: rowid windows
+                rows = f'"{name}" WHERE rowid > ?1 AND rowid <= ?1 + ?2'
+            else:  # gaps (an edited table): the next `chunk` rows, wherever their rowids are
+                rows = ("(SELECT rowid, " + ", ".join(f'"{c}"' for c in columns)
+                        + f' FROM "{name}" WHERE rowid > ?1 ORDER BY rowid LIMIT ?2)')
+            sql = f"SELECT count(*), max(rowid), {aggregates} FROM {rows}"
+            after = (low or 1) - 1
+            while high is not None and after < high:
+                row = connection.execute(sql, (after, chunk)).fetchone()
+                if row[0]:
+                    yield row[0], [None if other else (text or "")
+                                   for text, other in zip(row[2::2], row[3::2], strict=True)]
+                after = row[1] if row[0] else after + chunk
 
     def has_table(self, name: str) -> bool:
         """True when the register holds a table called `name` (later stages add tables)."""
@@ -592,10 +727,11 @@ class Register:
         """The event log, oldest first."""
         return self.table("events").sort_values("id").reset_index(drop=True)
 
-    def sealed_digest(self, meta_keys: list[str], seal_format: int = SEAL_FORMAT) -> str:
+    def sealed_digest(self, meta_keys: list[str], seal_format: int = SEAL_FORMAT,
+                      table_digests: dict[str, tuple[list[str], bytes]] | None = None) -> str:
         """The digest of the sealed contents as they are now (see `sealed_digest`)."""
         with self._reading() as connection:
-            return sealed_digest(connection, meta_keys, seal_format)
+            return sealed_digest(connection, meta_keys, seal_format, table_digests)
 
     def root_hash(self) -> str:
         """The chain value of the `created` event: what the seal receipt records."""

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
@@ -138,3 +139,85 @@ def test_large_tables_read_a_column_at_a_time_read_the_same(tmp_path: Path,
     for name in tables:
         pd.testing.assert_frame_equal(register.table(name), whole[name])
     pd.testing.assert_frame_equal(register.table("units", ["share", "unit_id"]), some)
+
+
+@pytest.mark.parametrize("name", ["units", "allocation"])
+def test_a_frames_digest_is_its_stored_tables_or_none(tmp_path: Path, name: str) -> None:
+    """`frame_digest` gives the digest the seal reads back for the stored table, or None
+    when SQLite stores some value otherwise than bound (dates, numpy objects, ...)."""
+    from evalkit.register import frame_digest
+
+    tables = mixed_frames()
+    register = Register.create(tmp_path / "r.sqlite", tables, {"design": {"a": 1}})
+    read: dict = {}
+    register.sealed_digest(["design"], 2, read)
+    columns, stored = read[name]
+    assert columns == list(tables[name].columns)
+    ours = frame_digest(tables[name])
+    assert ours == stored if name == "allocation" else ours is None
+    assert frame_digest(tables["allocation"].assign(p=[0.5, 0.5, 0.25])) != read[
+        "allocation"][1]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.text(max_size=3), st.one_of(st.none(), st.floats(
+    allow_nan=False)), st.one_of(st.none(), st.integers(-2**63, 2**63 - 1))), min_size=1,
+    max_size=12))
+def test_frame_digests_of_plain_tables_equal_their_stored_digests(rows) -> None:
+    import tempfile
+
+    from evalkit.register import frame_digest
+
+    frame = pd.DataFrame(rows, columns=["unit_id", "p", "n"])
+    with tempfile.TemporaryDirectory() as scratch:
+        register = Register.create(Path(scratch) / "r.sqlite",
+                                   {"units": frame, "allocation": frame}, {"design": {}})
+        read: dict = {}
+        register.sealed_digest(["design"], 2, read)
+    ours = frame_digest(frame)
+    assert ours is None or ours == read["allocation"][1]
+
+
+def test_a_negative_zero_is_sealed_as_sqlite_stores_it(tmp_path: Path) -> None:
+    """SQLite keeps -0.0 in a REAL column as the integer 0, so it reads back as 0.0: the
+    seal made at create must be the read-back one, or `verify` would call it changed."""
+    frame = pd.DataFrame({"unit_id": ["A", "B"], "p": [-0.0, 0.5]})
+    register = Register.create(tmp_path / "r.sqlite", {"units": frame, "allocation": frame},
+                               {"design": {"a": 1}})
+    assert register.table("units")["p"].map(lambda value: str(value)).tolist() == ["0.0", "0.5"]
+    assert seal_differences(register) == []
+
+
+SQL_CELLS = st.one_of(st.sampled_from(["PO", "PSO", "1", ""]), st.text(max_size=3),
+                      st.integers(-3, 3), st.floats(allow_nan=False, width=32), st.none(),
+                      st.just(-0.0), st.binary(max_size=2))
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.lists(st.tuples(SQL_CELLS, SQL_CELLS, st.sampled_from(["a", "b"]),
+                          st.one_of(SQL_CELLS, st.sampled_from([1, 1.0, "x", None]))),
+                min_size=1, max_size=40), st.integers(1, 7))
+def test_large_tables_read_in_one_scan_as_read_sql_query_reads_them(rows, chunk) -> None:
+    """Chunked single-scan reading (repeated texts shared) gives read_sql_query's frame,
+    dtypes and values, for any mix of SQLite values in a column."""
+    import tempfile
+
+    import evalkit.register as register_module
+
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "t.sqlite"
+        with sqlite3.connect(path) as connection:
+            connection.execute("CREATE TABLE t (a TEXT, b REAL, c TEXT, d)")  # d: any type
+            connection.executemany("INSERT INTO t VALUES (?, ?, ?, ?)", rows)
+        with contextlib.closing(sqlite3.connect(path)) as connection:
+            expected = pd.read_sql_query('SELECT * FROM t', connection)
+            old_chunk = register_module.LARGE_TABLE_ROWS
+            register_module.LARGE_TABLE_ROWS = chunk
+            try:
+                got = register_module._read_large(connection, "t", ["a", "b", "c", "d"])
+            finally:
+                register_module.LARGE_TABLE_ROWS = old_chunk
+    pd.testing.assert_frame_equal(got, expected)
+    for column in got:  # the very values, not only equal ones (1 and 1.0 and True differ)
+        assert [type(v) for v in got[column].astype(object)] == \
+            [type(v) for v in expected[column].astype(object)]

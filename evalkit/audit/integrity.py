@@ -64,8 +64,11 @@ def chain_differences(register: Register) -> list[str]:
     return differences
 
 
-def seal_differences(register: Register) -> list[str]:
-    """The sealed contents must still have the digest recorded when they were sealed."""
+def seal_differences(register: Register,
+                     table_digests: dict[str, tuple[list[str], bytes]] | None = None
+                     ) -> list[str]:
+    """The sealed contents must still have the digest recorded when they were sealed (and,
+    given `table_digests`, each sealed table's digest as read, see `sealed_digest`)."""
     rows = register.query("SELECT kind, detail FROM events ORDER BY id LIMIT 1")
     if not rows or rows[0][0] != "created":
         return ["events: the first event is not `created` (the seal event is gone)"]
@@ -73,7 +76,7 @@ def seal_differences(register: Register) -> list[str]:
     if "sealed" not in detail:
         return []
     current = register.sealed_digest(detail.get("sealed_meta", ["design", "manifest"]),
-                                     detail.get("seal_format", 1))
+                                     detail.get("seal_format", 1), table_digests)
     if current == detail["sealed"]:
         return []
     return ["seal: the sealed contents (stored design, manifest, units or allocation) were "

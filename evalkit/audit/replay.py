@@ -18,6 +18,7 @@ from evalkit.register import PDU_SPECIFIC, STAFF_COLUMNS, Register
 from evalkit.trial.design import TrialDesign
 
 MAX_LISTED = 20
+COMPARE_CHUNK = 100_000  # rows of staff_allocation compared per joined string
 
 
 def _turnover_events(register: Register) -> list[tuple[str, dict]]:
@@ -167,12 +168,44 @@ def stored_table_differences(register: Register, expected: pd.DataFrame) -> list
     ids = ids[order]
     if len(ids) != len(expected) or not (ids == expected["staff_id"].to_numpy()).all():
         return table_differences(expected, register.table("staff_allocation"))
+    columns = [c for c in STAFF_COLUMNS if c != "staff_id"]
+    wanted = {c: expected[c].to_numpy(dtype=object) for c in columns}
+    unlike = _columns_unlike(register, wanted, order)
     differences: list[str] = []
-    for column in [c for c in STAFF_COLUMNS if c != "staff_id"]:
+    for column in [c for c in columns if c in unlike]:  # only these are read cell by cell
         differences += _cell_differences(ids, column,
                                          _stored_text(register, column, declared)[order],
-                                         expected[column].to_numpy(dtype=object))
+                                         wanted[column])
     return differences
+
+
+def _columns_unlike(register: Register, wanted: dict[str, np.ndarray],
+                    order: np.ndarray) -> set[str]:
+    """The staff_allocation columns whose stored cells are not exactly `wanted` (rows in
+    staff-ID order; row `order[i]` is stored i-th), compared one joined string per chunk of
+    rows: a column whose stored texts joined by U+001F equal the wanted texts so joined, with
+    no U+001F inside any of them, holds exactly those texts."""
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))  # stored row i holds wanted row rank[i]
+    unlike: set[str] = set()
+    start = 0
+    for count, stored in register.joined_text("staff_allocation", list(wanted),
+                                                   COMPARE_CHUNK):
+        rows = rank[start:start + count]
+        for column, have in zip(wanted, stored, strict=True):
+            if column not in unlike and not _joined_equal(have, wanted[column][rows]):
+                unlike.add(column)
+        start += count
+    return unlike if start == len(order) else set(wanted)
+
+
+def _joined_equal(have: str | None, want: np.ndarray) -> bool:
+    """True when `have` is exactly the texts of `want` joined by U+001F (see `joined_text`)."""
+    try:
+        text = "\x1f".join(want)
+    except TypeError:  # a value that is not text: compared cell by cell instead
+        return False
+    return have == text and text.count("\x1f") == len(want) - 1
 
 
 def _stored_text(register: Register, column: str, declared: dict[str, str]) -> np.ndarray:

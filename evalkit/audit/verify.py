@@ -29,7 +29,7 @@ from evalkit.audit.integrity import (
 from evalkit.audit.replay import turnover_differences
 from evalkit.io.files import sha256_file, source_file
 from evalkit.io.parallel import run_beside
-from evalkit.register import REGISTER_FILE, Register
+from evalkit.register import REGISTER_FILE, Register, frame_digest
 from evalkit.trial.design import TrialDesign, load_design
 
 
@@ -129,17 +129,49 @@ def _joiner_key(register: Register, design: TrialDesign, key_file: Path | None,
     return key
 
 
-def _integrity(register: Register, directory: Path,
-               root_hash: str | None) -> tuple[list[str], list[str]]:
-    """Everything about the register and its files that needs no recomputation:
-    (differences, notes)."""
+@dataclass
+class _Integrity:
+    """What the integrity checks found (they need no recomputation, so they can run in a
+    worker): differences and notes, each sealed table's digest as read (format 2), and the
+    stored units checked against the manifest's digest over the manifest's columns."""
+
+    differences: list[str]
+    notes: list[str]
+    table_digests: dict[str, tuple[list[str], bytes]]
+    units_columns: list[str]
+    units_differences: list[str]
+
+
+def _integrity(register: Register, directory: Path, root_hash: str | None) -> _Integrity:
+    """Everything about the register and its files that needs no recomputation."""
+    digests: dict[str, tuple[list[str], bytes]] = {}
     differences = trigger_differences(register) + chain_differences(register)
-    differences += seal_differences(register) + receipt_differences(register, root_hash)
+    differences += seal_differences(register, digests)
+    differences += receipt_differences(register, root_hash)
     changed, notes = artefact_differences(register, directory)
     if not register.root_hash():
         notes.append("this register predates hash-chained events and file hashes: only the "
                      "allocation itself was recomputed")
-    return differences + changed, notes
+    manifest = register.manifest
+    columns = ["unit_id", *manifest.get("strata", []), *manifest.get("balance_covariates", [])]
+    return _Integrity(differences + changed, notes, digests, columns,
+                      _stored_units_differences(register, columns, manifest["units_sha256"]))
+
+
+@dataclass
+class _Recomputed:
+    """The allocation recomputed from the design file and inputs, and the differences found
+    so far, in report order; the comparisons with the stored units and allocation come
+    between them (`_stored_comparisons`)."""
+
+    before_units: list[str]
+    before_allocation: list[str]
+    after_allocation: list[str]
+    notes: list[str]
+    summary: str
+    unit_columns: list[str]
+    allocation: pd.DataFrame
+    allocation_digest: bytes | None
 
 
 # From this many units, the integrity checks (which read every sealed cell and hash every
@@ -158,30 +190,31 @@ def verify_allocation(directory: Path, config: Path | None = None, pdus: Path | 
     manifest = register.manifest
     expected_root = read_receipt(receipt) if receipt is not None else root_hash
 
-    def integrity() -> tuple[list[str], list[str]]:
+    def integrity() -> _Integrity:
         return _integrity(register, Path(directory), expected_root)
 
-    def recomputation() -> tuple[list[str], list[str], str]:
+    def recomputation() -> _Recomputed:
         return _recomputation(register, config, pdus, staff, key_file)
 
     if register.row_count("allocation") < INTEGRITY_BESIDE_ROWS:
-        (differences, notes), (more, more_notes, recomputed) = integrity(), recomputation()
+        checked, recomputed = integrity(), recomputation()
     else:
-        (differences, notes), (more, more_notes, recomputed) = run_beside(integrity,
-                                                                          recomputation)
-    differences, notes = differences + more, notes + more_notes
+        checked, recomputed = run_beside(integrity, recomputation)
+    units, allocation = _stored_comparisons(register, checked, recomputed)
+    differences = (checked.differences + recomputed.before_units + units
+                   + recomputed.before_allocation + allocation + recomputed.after_allocation)
+    notes = checked.notes + recomputed.notes
     matches = not differences
-    summary = (f"{recomputed} (design file) with {manifest['algorithm']}: "
+    summary = (f"{recomputed.summary} (design file) with {manifest['algorithm']}: "
                + ("identical allocation" if matches else f"{len(differences)} difference(s)"))
     notes.append(_log_verified(directory, matches, differences, expected_root is not None))
     return VerifyReport(matches, summary, differences, notes)
 
 
 def _recomputation(register: Register, config: Path | None, pdus: Path | None,
-                   staff: Path | None, key_file: Path | None
-                   ) -> tuple[list[str], list[str], str]:
-    """Recompute the allocation from the design file and inputs, and compare it (and the
-    turnover since) with the register: (differences, notes, what was recomputed)."""
+                   staff: Path | None, key_file: Path | None) -> _Recomputed:
+    """Recompute the allocation from the design file and inputs, and compare it and the
+    turnover since with the register (all but the stored units and allocation)."""
     manifest = register.manifest
     design_path = Path(config) if config is not None else Path(manifest["config"]["path"])
     pdus_path = _recorded_path(manifest, "pdus", pdus)
@@ -198,15 +231,33 @@ def _recomputation(register: Register, config: Path | None, pdus: Path | None,
     unit_columns = ["unit_id", *design.trial.strata, *allocation.covariates]
     if units_digest(units, unit_columns) != manifest["units_sha256"]:
         differences.append("the set of units (IDs, strata, covariates) has changed")
-    differences += _stored_units_differences(register, unit_columns, manifest["units_sha256"])
-    differences += manifest_differences(manifest, build_manifest(
+    manifest_changes = manifest_differences(manifest, build_manifest(
         design_path, design, roster, units, allocation))
     del units  # verify holds several tables of every unit: free each as soon as it is checked
-    differences += compare_allocations(_stored_allocation(register), allocation.table)
-    differences += turnover_differences(register, design, allocation.table,
-                                        staff_allocation(design, roster, allocation), key)
-    return differences, notes, (f"{len(allocation.table)} units recomputed from seed "
-                                f"{design.trial.seed}")
+    turnover = turnover_differences(register, design, allocation.table,
+                                    staff_allocation(design, roster, allocation), key)
+    return _Recomputed(differences, manifest_changes, turnover, notes,
+                       f"{len(allocation.table)} units recomputed from seed "
+                       f"{design.trial.seed}", unit_columns, allocation.table,
+                       frame_digest(allocation.table))
+
+
+def _stored_comparisons(register: Register, checked: _Integrity,
+                        recomputed: _Recomputed) -> tuple[list[str], list[str]]:
+    """The stored units and allocation against the recomputation. Where the integrity pass
+    already found the answer (the same units columns; the stored allocation's digest equal
+    to the recomputed one's, so the same cells), nothing is read again."""
+    if recomputed.unit_columns == checked.units_columns:
+        units = checked.units_differences
+    else:
+        units = _stored_units_differences(register, recomputed.unit_columns,
+                                          register.manifest["units_sha256"])
+    stored = checked.table_digests.get("allocation")
+    if stored is not None and recomputed.allocation_digest is not None and \
+            stored == (list(map(str, recomputed.allocation.columns)),
+                       recomputed.allocation_digest):
+        return units, []
+    return units, compare_allocations(_stored_allocation(register), recomputed.allocation)
 
 
 def _stored_units_differences(register: Register, unit_columns: list[str],
