@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from evalkit.allocation import assign as assign_module
@@ -54,8 +55,10 @@ def test_a_failing_background_raises_here_as_in_turn():
 
 
 @pytest.mark.slow
-def test_csvs_written_beside_the_register_give_the_pinned_folder(tmp_path: Path, monkeypatch):
-    monkeypatch.setattr(assign_module, "CSVS_BESIDE_ROWS", 0)  # fork even for the example
+@pytest.mark.parametrize("case", ["national", "staff_50k"])
+def test_csvs_written_beside_the_register_give_the_pinned_folder(tmp_path: Path, monkeypatch,
+                                                                  case: str):
+    monkeypatch.setattr(assign_module, "BESIDE_ROWS", 0)  # fork even for the example
     writers = tmp_path / "writers.txt"  # the process that wrote the CSVs (a fork's memory
     original = assign_module.table_csvs  # is its own, so it tells us through a file)
 
@@ -65,14 +68,22 @@ def test_csvs_written_beside_the_register_give_the_pinned_folder(tmp_path: Path,
         return original(*args)
 
     monkeypatch.setattr(assign_module, "table_csvs", table_csvs)
-    assert run_case("national", tmp_path) == PINNED["national"]
+    assert run_case(case, tmp_path) == PINNED[case]
     pids = writers.read_text(encoding="utf-8").split()
     assert len(pids) == 1
     if parallel.sys.platform.startswith("linux") and parallel.usable_cores() >= 2:
         assert pids != [str(os.getpid())]
     recorded = set(Register.open(tmp_path / "run").artefacts()["path"])
     assert {"allocation.csv", "staff_allocation.csv", "balance.csv"} <= recorded
-    assert verify_allocation(tmp_path / "run").matches
+    key = {"key_file": tmp_path / "joiner.key"} if case == "staff_50k" else {}
+    assert verify_allocation(tmp_path / "run", **key).matches
+    assert not (tmp_path / "run" / assign_module.SIDE_FILE).exists()
+    monkeypatch.setattr(assign_module, "BESIDE_ROWS", 10**9)  # the same run, all here
+    run_case(case, tmp_path / "in_turn")
+    beside, in_turn = Register.open(tmp_path / "run"), Register.open(tmp_path / "in_turn" / "run")
+    for table in ("units", "allocation", "staff_allocation"):
+        pd.testing.assert_frame_equal(beside.table(table), in_turn.table(table))
+        assert beside.columns(table) == in_turn.columns(table)
 
 
 def _report(run: Path, **options) -> tuple:
@@ -99,3 +110,33 @@ def test_verify_with_integrity_beside_gives_the_same_report(tmp_path: Path, monk
     assert beside == _report(run, config=reseeded)
     assert not beside[0] and any("allocation.csv" in d for d in beside[2])
     assert any("seed" in d for d in beside[2])
+
+
+@pytest.mark.slow
+def test_a_clean_verify_reads_the_stored_allocation_and_units_once(tmp_path: Path,
+                                                                   monkeypatch):
+    """The integrity pass's digests answer the stored-allocation and stored-units checks;
+    an edited allocation still gets its differences listed (read again, cell by cell)."""
+    import sqlite3
+
+    from evalkit.audit import verify as verify_module
+
+    run_case("national", tmp_path)
+    run = tmp_path / "run"
+    calls: list[str] = []
+    original_units = verify_module._stored_units_differences
+    original_compare = verify_module.compare_allocations
+    monkeypatch.setattr(verify_module, "_stored_units_differences",
+                        lambda *args: calls.append("units") or original_units(*args))
+    monkeypatch.setattr(verify_module, "compare_allocations",
+                        lambda *args: calls.append("allocation") or original_compare(*args))
+    assert verify_allocation(run).matches and calls == ["units"]
+    with sqlite3.connect(run / "register.sqlite") as connection:
+        connection.execute("DROP TRIGGER allocation_sealed_update")
+        unit = connection.execute("SELECT unit_id FROM allocation LIMIT 1").fetchone()[0]
+        connection.execute("UPDATE allocation SET \"group\" = 'Tampered' WHERE unit_id = ?",
+                           (unit,))
+    calls.clear()
+    report = verify_allocation(run)
+    assert calls == ["units", "allocation"]
+    assert any(f"unit {unit}: group 'Tampered' recorded" in d for d in report.differences)

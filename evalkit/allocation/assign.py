@@ -45,6 +45,7 @@ from evalkit.register import (
     Register,
     is_sealed,
     now_utc,
+    write_side_table,
 )
 from evalkit.trial.design import TrialDesign, load_design
 
@@ -213,18 +214,31 @@ def seal_receipt(manifest: dict[str, Any], design: TrialDesign, root_hash: str) 
             "Later, `evalkit verify RUN --receipt receipt.txt` proves the folder is this seal.\n")
 
 
-# From this many staff or units, the two large CSVs are written by a second process while
-# this one writes the register (when a second core is free): the same files, sooner.
-CSVS_BESIDE_ROWS = 100_000
+# From this many staff or units, a second process writes the staff table (into a side
+# file that the register then copies in) and the two large CSVs, while this one computes the
+# joiner sequence and seals the register (when a second core is free): the same files, sooner.
+BESIDE_ROWS = 100_000
+SIDE_FILE = "staff_allocation.side.sqlite"
 
 
-def _csvs_beside(seal: Callable[[], Register], staging: Path, allocation: pd.DataFrame,
-                 staff: pd.DataFrame) -> tuple[dict[str, Path] | None, Register]:
-    """Run `seal()` here and, for large runs, `table_csvs` beside it in a forked worker
-    (which touches no database); small runs leave the CSVs to `export_allocation`."""
-    if max(len(allocation), len(staff)) < CSVS_BESIDE_ROWS:
-        return None, seal()
-    return run_beside(lambda: table_csvs(staging, allocation, staff), seal)
+def _register_and_csvs(staging: Path, tables: Callable[[], dict[str, pd.DataFrame]],
+                       meta: dict[str, Any], allocation: pd.DataFrame,
+                       staff: pd.DataFrame) -> tuple[dict[str, Path] | None, Register]:
+    """Seal the register from `tables()` plus the staff table; for large runs, with the
+    staff table and `table_csvs` written beside it by a forked worker (which touches no
+    database of this process's). Small runs leave the CSVs to `export_allocation`."""
+    path = staging / REGISTER_FILE
+    if max(len(allocation), len(staff)) < BESIDE_ROWS:
+        return None, Register.create(path, {**tables(), "staff_allocation": staff}, meta)
+
+    def beside() -> dict[str, Path]:
+        write_side_table(staging / SIDE_FILE, "staff_allocation", staff)
+        return table_csvs(staging, allocation, staff)
+
+    written, register = run_beside(beside, lambda: Register.create(
+        path, tables(), meta, copied_later=("staff_allocation",)))
+    register.copy_table(staging / SIDE_FILE, "staff_allocation")
+    return written, register
 
 
 def _write_outputs(directory: Path, design: TrialDesign, units: pd.DataFrame,
@@ -236,18 +250,13 @@ def _write_outputs(directory: Path, design: TrialDesign, units: pd.DataFrame,
     staging = Path(tempfile.mkdtemp(prefix=staging_prefix(directory), dir=directory.parent))
     try:
         stored_units = register_units(design, units)
-
-        def seal() -> Register:
-            return Register.create(
-                staging / REGISTER_FILE,
-                {"units": stored_units, "allocation": allocation.table,
-                 "staff_allocation": staff_table,
-                 **joiner_tables(design, allocation.table, key)},
-                {"design": design.model_dump(mode="json"), "manifest": manifest,
-                 **joiner_meta(design, key)},
-            )
-
-        written, register = _csvs_beside(seal, staging, allocation.table, staff_table)
+        written, register = _register_and_csvs(
+            staging,
+            lambda: {"units": stored_units, "allocation": allocation.table,
+                     **joiner_tables(design, allocation.table, key)},
+            {"design": design.model_dump(mode="json"), "manifest": manifest,
+             **joiner_meta(design, key)},
+            allocation.table, staff_table)
         kill_point("assign:registered")
         files = export_allocation(register, staging, written=written, stored={
             "allocation": allocation.table, "staff_allocation": staff_table,
