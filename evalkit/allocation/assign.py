@@ -84,14 +84,35 @@ def default_output(design: TrialDesign) -> Path:
 
 def staff_allocation(design: TrialDesign, roster: Roster, allocation: Allocation) -> pd.DataFrame:
     """One row per staff member: their group (own, or their PDU's) and course by grade."""
-    staff = roster.staff.merge(roster.pdus[["pdu_code", "pdu_name", "region"]], on="pdu_code",
-                               how="left")
-    groups = allocation.table.set_index("unit_id")["group"]
+    staff = _with_pdu_details(roster)
+    table = allocation.table
     key = staff["staff_id"] if design.trial.unit == "staff" else staff["pdu_code"]
-    staff["group"] = key.map(groups).fillna(NOT_IN_TRIAL)
+    if len(key) == len(table) and np.array_equal(key.to_numpy(), table["unit_id"].to_numpy()):
+        staff["group"] = table["group"].to_numpy()  # one unit per row, in roster order
+    else:
+        staff["group"] = key.map(table.set_index("unit_id")["group"]).fillna(NOT_IN_TRIAL)
     courses = {g: design.course_name_for_grade(g) for g in staff["grade"].unique()}
     staff["course"] = staff["grade"].map(courses)
-    return staff[STAFF_COLUMNS].sort_values("staff_id", kind="stable").reset_index(drop=True)
+    staff = staff[STAFF_COLUMNS]
+    if not staff["staff_id"].is_monotonic_increasing:
+        staff = staff.sort_values("staff_id", kind="stable")
+    return staff.reset_index(drop=True)
+
+
+def _with_pdu_details(roster: Roster) -> pd.DataFrame:
+    """The staff roster with each row's PDU name and region (a left join on pdu_code; every
+    code is a known PDU, checked when the roster was read)."""
+    details = roster.pdus[["pdu_code", "pdu_name", "region"]]
+    if {"pdu_name", "region"} & set(roster.staff.columns) or \
+            not details["pdu_code"].is_unique:
+        return roster.staff.merge(details, on="pdu_code", how="left")
+    codes = pd.Index(details["pdu_code"]).get_indexer(roster.staff["pdu_code"])
+    if (codes < 0).any():
+        return roster.staff.merge(details, on="pdu_code", how="left")
+    return roster.staff.assign(**{  # object columns, as the join makes them
+        column: pd.Series(details[column].to_numpy(dtype=object)[codes],
+                          index=roster.staff.index, dtype=object)
+        for column in ("pdu_name", "region")})
 
 
 def units_digest(units: pd.DataFrame, columns: list[str]) -> str:

@@ -66,9 +66,9 @@ def require_columns(frame: pd.DataFrame, columns: tuple[str, ...] | list[str], p
 
 def require_no_blanks(frame: pd.DataFrame, column: str, path: Path, what: str = "ID") -> None:
     """Fail on the first blank cell in a required column."""
-    blank = frame[column].astype(str).str.strip() == ""
-    if blank.any():
-        position = int(blank.to_numpy().argmax())
+    cells = frame[column].astype(str).tolist()  # blank: '' or only whitespace, as strip()
+    position = next((at for at, cell in enumerate(cells) if not cell or cell.isspace()), None)
+    if position is not None:
         raise InputError(f"blank {what}; every row needs one", file=path,
                          row=_sheet_row(frame, position), column=column)
 
