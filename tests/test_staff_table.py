@@ -41,3 +41,27 @@ def test_the_staff_table_is_the_plain_join(tmp_path: Path, unit: str, shuffled: 
                                                        example["staff"])
     pd.testing.assert_frame_equal(staff_allocation(design, roster, allocation),
                                   joined(design, roster, allocation))
+
+
+def grouped_counts(table: pd.DataFrame, strata: list[str]) -> dict:
+    """The reference: a groupby on the text stratum key, unstacked with zeros."""
+    from evalkit.allocation.allocate import stratum_keys
+
+    counts = table.assign(stratum=stratum_keys(table, strata))
+    by_stratum = counts.groupby(["stratum", "group"]).size().unstack(fill_value=0)
+    return {s: {g: int(n) for g, n in row.items()} for s, row in by_stratum.iterrows()}
+
+
+@pytest.mark.parametrize("strata", [[], ["region"], ["region", "pdu_code"]])
+def test_manifest_counts_are_the_grouped_counts(strata: list[str]) -> None:
+    from evalkit.allocation.assign import stratum_group_counts
+
+    table = pd.DataFrame({
+        "unit_id": [f"U{i}" for i in range(9)],
+        "region": ["North", "North", "South", "South", "South", "East", "East", "North", "a"],
+        "pdu_code": ["N1", "N2", "S1", "S1", "S2", "E1", "E1", "N1", "A1"],
+        "group": ["Treatment", "Control", "Control", "Early Adopter", "Treatment", "Control",
+                  "Control", "Treatment", "Treatment"]})
+    got = stratum_group_counts(table, strata)
+    assert got == grouped_counts(table, strata)
+    assert list(got) == sorted(got) and all(list(row) == sorted(row) for row in got.values())

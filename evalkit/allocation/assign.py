@@ -26,7 +26,7 @@ from evalkit.allocation.allocate import (
     ProgressCallback,
     allocate,
     build_units,
-    stratum_keys,
+    stratum_codes,
 )
 from evalkit.allocation.exports import export_allocation, table_csvs
 from evalkit.allocation.joiner_sequence import joiner_meta, joiner_tables, missing_key
@@ -121,7 +121,9 @@ def units_digest(units: pd.DataFrame, columns: list[str]) -> str:
     Numbers are hashed as little-endian float64 and text as NUL-separated UTF-8, column by
     column, which is exact and the same on every machine.
     """
-    canonical = units[columns].sort_values("unit_id", kind="stable")
+    canonical = units[columns]
+    if not canonical["unit_id"].is_monotonic_increasing:
+        canonical = canonical.sort_values("unit_id", kind="stable")
     digest = hashlib.sha256()
     for column in columns:
         values = canonical[column]
@@ -143,8 +145,6 @@ def build_manifest(design_path: Path, design: TrialDesign, roster: Roster, units
                    allocation: Allocation) -> dict[str, Any]:
     """Everything needed to reproduce and audit the allocation."""
     table = allocation.table
-    counts = table.assign(stratum=stratum_keys(table, design.trial.strata))
-    by_stratum = counts.groupby(["stratum", "group"]).size().unstack(fill_value=0)
     unit_columns = ["unit_id", *design.trial.strata, *allocation.covariates]
     return {
         "tool": f"evalkit {evalkit.__version__}",
@@ -164,12 +164,23 @@ def build_manifest(design_path: Path, design: TrialDesign, roster: Roster, units
         "inputs": {"pdus": _file_record(roster.pdus_path, len(roster.pdus)),
                    "staff": _file_record(roster.staff_path, len(roster.staff))},
         "units_sha256": units_digest(units, unit_columns),
-        "counts": {s: {g: int(n) for g, n in row.items()} for s, row in by_stratum.iterrows()},
+        "counts": stratum_group_counts(table, design.trial.strata),
         "totals": {g: int(n) for g, n in table["group"].value_counts().sort_index().items()},
         "created_at": now_utc(),
         "environment": {"python": platform.python_version(), "numpy": np.__version__,
                         "pandas": pd.__version__},
     }
+
+
+def stratum_group_counts(table: pd.DataFrame, strata: list[str]) -> dict[str, dict[str, int]]:
+    """Units per stratum and group, every group under every stratum (0 where none), both in
+    sorted order: counted on integer codes, not on a text key per unit."""
+    codes, keys = stratum_codes(table, strata)
+    group_codes, groups = pd.factorize(table["group"], sort=True)
+    counts = np.bincount(codes * len(groups) + group_codes,
+                         minlength=len(keys) * len(groups)).reshape(len(keys), len(groups))
+    return {key: {str(group): int(n) for group, n in zip(groups, row, strict=True)}
+            for key, row in zip(keys, counts, strict=True)}
 
 
 def compute_assignment(design_path: Path, pdus: Path | None = None, staff: Path | None = None,
