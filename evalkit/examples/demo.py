@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from evalkit.allocation.assign import AssignResult, run_assign
-from evalkit.io.parallel import IdleWatch, run_in_order
 from evalkit.analysis.plan.run import run_plan
 from evalkit.delivery.guidance import run_guidance
 from evalkit.delivery.publish import publish
@@ -20,6 +19,7 @@ from evalkit.delivery.windows import run_windows
 from evalkit.examples.bookings import write_example_bookings
 from evalkit.examples.outcomes import write_example_outcomes
 from evalkit.examples.roster import write_example
+from evalkit.io.parallel import IdleWatch, run_in_order
 from evalkit.monitoring.report import run_monitor
 
 # The shipped example's design, packaged so `evalkit demo` works from any folder

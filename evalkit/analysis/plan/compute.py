@@ -40,12 +40,12 @@ from evalkit.analysis.plan.data import (
     acceptance_rule,
     load_plan_data,
 )
-from evalkit.io.parallel import IdleWatch, run_in_order, usable_cores
 from evalkit.analysis.plan.result import PlannedModel, PlanResult, ResultRole
 from evalkit.analysis.results import Contrast, ModelResult
 from evalkit.analysis.run import AnalyseSpec, analyse_frame
 from evalkit.errors import ConfigError, EvalkitError
 from evalkit.io.files import sha256_file
+from evalkit.io.parallel import IdleWatch, run_in_order, usable_cores
 from evalkit.register import Register
 from evalkit.trial.analysis_plan import AnalysisSection, OutcomeSpec
 from evalkit.trial.design import load_design
