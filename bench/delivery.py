@@ -22,15 +22,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from measure import Row, evalkit_cli, in_process, paired, print_table  # noqa: E402
-
-from evalkit.allocation.assign import run_assign  # noqa: E402
-from evalkit.delivery.guidance import run_guidance  # noqa: E402
-from evalkit.delivery.windows import run_windows  # noqa: E402
-from evalkit.examples.roster import write_example  # noqa: E402
-from evalkit.io.xlsx import write_xlsx  # noqa: E402
+from measure import Row, evalkit_cli, in_process, paired, print_table, run_process  # noqa: E402
 
 FLOORS = str(ROOT / "bench" / "floors.py")
+# evalkit (pandas) is imported only after the CLI rows: a child's peak memory counts from the
+# size of the process it was forked from, so the CLI rows are run from a small process.
+MAKE_EXAMPLE = ("import sys; from pathlib import Path; from evalkit.examples.roster import "
+                "write_example; write_example(Path(sys.argv[1]))")
 
 
 def _hash_all_staff(run: Path) -> None:
@@ -66,29 +64,38 @@ def main() -> None:
                              "takes minutes)")
     options = parser.parse_args()
     repeats = 1 if options.quick else options.repeats
-    try:
-        from evalkit.delivery.publish import publish
-    except ImportError:
-        publish = None
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
-        paths = write_example(folder / "example")
-        run = run_assign(ROOT / "configs" / "seeds2.toml", out=folder / "run",
-                         pdus=paths["pdus"], staff=paths["staff"]).directory
-        commands = ["windows", "guidance"] + (["publish"] if publish is not None else [])
-        rows = cli_rows(run, folder, commands, repeats)
-        library = [("windows (library)", lambda: run_windows(run)),
-                   ("guidance (library)", lambda: run_guidance(run))]
-        if publish is not None and not (options.quick or options.no_hashing):  # slow
-            library += [("publish (library)", lambda: publish(run)),
-                        ("publish: hash every staff ID", lambda: _hash_all_staff(run))]
-        rows += [Row(name, in_process(action, repeats)) for name, action in library]
+        run = folder / "run"
+        run_process([sys.executable, "-c", MAKE_EXAMPLE, str(folder / "example")])
+        run_process([*evalkit_cli(), "assign", str(ROOT / "configs" / "seeds2.toml"),
+                     "--pdus", str(folder / "example" / "pdus.csv"),
+                     "--staff", str(folder / "example" / "staff.csv"), "--out", str(run)])
+        rows = cli_rows(run, folder, ["windows", "guidance", "publish"], repeats)
+        rows += library_rows(run, repeats, slow=not (options.quick or options.no_hashing))
+        from evalkit.delivery.windows import run_windows
+        from evalkit.io.xlsx import write_xlsx
+
         plan, _ = run_windows(run)
         sheets = {"Booking windows": plan.rows, "By PDU": plan.by_pdu}
         ours = in_process(lambda: write_xlsx(folder / "a.xlsx", sheets), repeats)
         peer = in_process(lambda: openpyxl_workbook(folder / "b.xlsx", sheets), 1)
         rows.append(Row("windows workbook: evalkit writer", ours, "openpyxl write-only", peer))
     print_table(f"delivery benchmarks ({repeats} run(s) each, medians)", rows)
+
+
+def library_rows(run: Path, repeats: int, slow: bool) -> list[Row]:
+    """The same work as library calls in this process (publish and hashing only when `slow`)."""
+    from evalkit.delivery.guidance import run_guidance
+    from evalkit.delivery.publish import publish
+    from evalkit.delivery.windows import run_windows
+
+    library = [("windows (library)", lambda: run_windows(run)),
+               ("guidance (library)", lambda: run_guidance(run))]
+    if slow:
+        library += [("publish (library)", lambda: publish(run)),
+                    ("publish: hash every staff ID", lambda: _hash_all_staff(run))]
+    return [Row(name, in_process(action, repeats)) for name, action in library]
 
 
 def openpyxl_workbook(path: Path, sheets: dict) -> None:
