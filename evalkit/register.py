@@ -497,7 +497,9 @@ def _scratch_connection(path: Path) -> sqlite3.Connection:
 
 def write_side_table(path: Path, name: str, frame: pd.DataFrame) -> Path:
     """Write one unsealed table into a file of its own, so that another process can write
-    it while the register is being sealed; `Register.copy_table` then adds it."""
+    it while the register is being sealed; `Register.copy_table` then adds it. Always a
+    fresh file: one left by a killed writer is thrown away, not reopened."""
+    Path(path).unlink(missing_ok=True)
     connection = _scratch_connection(path)
     try:
         connection.execute("BEGIN IMMEDIATE")

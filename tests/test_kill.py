@@ -116,3 +116,29 @@ def test_kill_at_random_moments(trial, tmp_path):
             continue
         _assert_verifies(run)
         _assert_rerun_works(command, run, trial[0].parent)
+
+
+def test_killed_workers_and_a_killed_parent_beside_them(trial, tmp_path):
+    """With the staff table and CSVs written by a forked worker (forced on the small trial):
+    a killed worker is redone here, so the run completes and verifies; a parent killed while
+    its worker writes leaves no folder, and the rerun cleans the staging folder."""
+    design = trial[0]
+    forced = {"EVALKIT_TEST_BESIDE_ROWS": "0"}
+    out = tmp_path / "worker_killed"
+    result = evalkit("assign", design, "--out", out,
+                     env={**forced, "EVALKIT_TEST_KILL_AT": "assign:beside (worker)"})
+    assert result.returncode == 0, result.stderr
+    _assert_verifies(out)
+    assert not any(p.name.endswith(".side.sqlite") for p in out.iterdir())
+    checked = evalkit("verify", out,
+                      env={**forced, "EVALKIT_TEST_KILL_AT": "verify:integrity (worker)"})
+    assert checked.returncode == 0 and "identical allocation" in checked.stdout, checked.stderr
+    out = tmp_path / "parent_killed"
+    result = evalkit("assign", design, "--out", out,
+                     env={**forced, "EVALKIT_TEST_KILL_AT": "assign:sealing"})
+    assert result.returncode == KILLED
+    assert not out.exists()
+    rerun = evalkit("assign", design, "--out", out, env=forced)
+    assert rerun.returncode == 0, rerun.stderr
+    _assert_verifies(out)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(f".{out.name}.")]

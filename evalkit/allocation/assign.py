@@ -34,7 +34,7 @@ from evalkit.allocation.keys import load_or_create_key
 from evalkit.allocation.roster import Roster, load_roster
 from evalkit.errors import InputError, SealedError
 from evalkit.io.files import sha256_file, write_text
-from evalkit.io.parallel import run_beside
+from evalkit.io.parallel import in_worker, run_beside
 from evalkit.io.runfolder import clean_dead_staging, kill_point, staging_prefix
 from evalkit.register import (
     NOT_IN_TRIAL,
@@ -249,7 +249,7 @@ def seal_receipt(manifest: dict[str, Any], design: TrialDesign, root_hash: str) 
 # From this many staff or units, a second process writes the staff table (into a side
 # file that the register then copies in) and the two large CSVs, while this one computes the
 # joiner sequence and seals the register (when a second core is free): the same files, sooner.
-BESIDE_ROWS = 100_000
+BESIDE_ROWS = int(os.environ.get("EVALKIT_TEST_BESIDE_ROWS", 100_000))  # tests set it lower
 SIDE_FILE = "staff_allocation.side.sqlite"
 
 
@@ -265,10 +265,14 @@ def _register_and_csvs(staging: Path, tables: Callable[[], dict[str, pd.DataFram
 
     def beside() -> dict[str, Path]:
         write_side_table(staging / SIDE_FILE, "staff_allocation", staff)
+        kill_point("assign:beside" + (" (worker)" if in_worker() else ""))
         return table_csvs(staging, allocation, staff)
 
-    written, register = run_beside(beside, lambda: Register.create(
-        path, tables(), meta, copied_later=("staff_allocation",)))
+    def seal() -> Register:
+        kill_point("assign:sealing")
+        return Register.create(path, tables(), meta, copied_later=("staff_allocation",))
+
+    written, register = run_beside(beside, seal)
     register.copy_table(staging / SIDE_FILE, "staff_allocation")
     return written, register
 

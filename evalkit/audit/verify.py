@@ -28,7 +28,8 @@ from evalkit.audit.integrity import (
 )
 from evalkit.audit.replay import turnover_differences
 from evalkit.io.files import sha256_file, source_file
-from evalkit.io.parallel import run_beside
+from evalkit.io.parallel import in_worker, run_beside
+from evalkit.io.runfolder import kill_point
 from evalkit.register import REGISTER_FILE, Register, frame_digest
 from evalkit.trial.design import TrialDesign, load_design
 
@@ -144,6 +145,7 @@ class _Integrity:
 
 def _integrity(register: Register, directory: Path, root_hash: str | None) -> _Integrity:
     """Everything about the register and its files that needs no recomputation."""
+    kill_point("verify:integrity" + (" (worker)" if in_worker() else ""))
     digests: dict[str, tuple[list[str], bytes]] = {}
     differences = trigger_differences(register) + chain_differences(register)
     differences += seal_differences(register, digests)
@@ -177,7 +179,7 @@ class _Recomputed:
 # From this many units, the integrity checks (which read every sealed cell and hash every
 # file) run in a forked worker while this process recomputes the allocation (when a second
 # core is free): the same report, sooner.
-INTEGRITY_BESIDE_ROWS = 100_000
+INTEGRITY_BESIDE_ROWS = int(os.environ.get("EVALKIT_TEST_BESIDE_ROWS", 100_000))  # tests: lower
 
 
 def verify_allocation(directory: Path, config: Path | None = None, pdus: Path | None = None,

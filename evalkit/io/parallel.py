@@ -21,6 +21,7 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
+import signal
 import sys
 import warnings
 from collections.abc import Callable
@@ -130,7 +131,7 @@ def _run_forked(task: Callable[[int], T], count: int, workers: int,
     failure: BaseException | None = None
     try:
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(
-                "fork"), initializer=_own_streams) as pool:
+                "fork"), initializer=_own_streams, initargs=(os.getpid(),)) as pool:
             gc.freeze()   # the workers' collector then leaves the inherited objects (and
             try:          # their pages) alone: fewer copy-on-write page copies
                 futures = [pool.submit(_worker, index) for index in range(count)]
@@ -170,11 +171,36 @@ def _collect(futures: list[Future], done: Callable[[int], None],
             warnings.warn_explicit(message, category, filename, lineno)
 
 
-def _own_streams() -> None:
-    """In a new worker: standard streams of its own (fresh locks on the same descriptors),
-    so nothing waits on a lock that a parent thread (a progress bar) held at the fork."""
+_IN_WORKER = False
+
+
+def in_worker() -> bool:
+    """True inside a worker forked by `run_in_order` (kill tests name steps by process)."""
+    return _IN_WORKER
+
+
+def _own_streams(parent: int) -> None:
+    """In a new worker: die with the parent (a killed command must leave no worker behind,
+    waiting forever for its next task), and standard streams of its own (fresh locks on the
+    same descriptors), so nothing waits on a lock that a parent thread held at the fork."""
+    global _IN_WORKER
+    _IN_WORKER = True
+    _die_with(parent)
     sys.stdout = open(1, "w", closefd=False)
     sys.stderr = open(2, "w", closefd=False)
+
+
+def _die_with(parent: int) -> None:
+    """Ask Linux to SIGKILL this process when `parent` dies (prctl PR_SET_PDEATHSIG); exit
+    now if it already has. Elsewhere nothing is asked (workers are forked on Linux only)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def _worker(index: int) -> tuple[Any, list[tuple[str, type[Warning], str, int]]]:
