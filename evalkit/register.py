@@ -245,12 +245,13 @@ class TableDigest:
             self.add_columns([list(map(operator.itemgetter(index), rows))
                               for index in range(len(self._columns))])
 
-    def add_columns(self, columns: list[Any]) -> None:
+    def add_columns(self, columns: list[Any], kinds: list[set[type]] | None = None) -> None:
+        """Feed a chunk of columns (`kinds`: each column's set of value types, if known)."""
         if self._legacy is not None:
             self.add_rows(list(zip(*columns, strict=True)))
             return
-        for hasher, values in zip(self._columns, columns, strict=True):
-            hasher.add(values)
+        for position, (hasher, values) in enumerate(zip(self._columns, columns, strict=True)):
+            hasher.add(values, None if kinds is None else kinds[position])
 
     def digest(self) -> bytes:
         return b"".join(hasher.digest() for hasher in self._columns)
@@ -269,8 +270,8 @@ class _ColumnHasher:
     def __init__(self) -> None:
         self._streams = {name: hashlib.sha256() for name in self.STREAMS}
 
-    def add(self, values: Any) -> None:
-        kinds = set(map(type, values))
+    def add(self, values: Any, kinds: set[type] | None = None) -> None:
+        kinds = set(map(type, values)) if kinds is None else kinds
         if not kinds <= _TYPE_CODES.keys():
             raise CheckFailed(f"a sealed table holds a value SQLite cannot store: {kinds}")
         if len(kinds) == 1:
@@ -359,14 +360,15 @@ def _feed_if_stored_as_bound(digest: TableDigest, declared: list[str],
                              columns: list[list[Any]]) -> bool:
     """Feed the digest the values just bound, if SQLite stored each one unchanged; else
     False (the caller digests what SQLite stored instead)."""
-    if not all(set(map(type, values)) <= _STORED_AS_BOUND.get(kind, set())
-               for kind, values in zip(declared, columns, strict=True)):
+    kinds = [set(map(type, values)) for values in columns]
+    if not all(found <= _STORED_AS_BOUND.get(kind, set())
+               for kind, found in zip(declared, kinds, strict=True)):
         return False
     if any(_has_negative_zero(values) for kind, values in zip(declared, columns, strict=True)
            if kind == "REAL"):
         return False  # SQLite stores -0.0 as the integer 0: it reads back as 0.0
     try:
-        digest.add_columns(columns)
+        digest.add_columns(columns, kinds)
     except OverflowError:  # an integer beyond 64 bits: SQLite stored it some other way
         return False
     return True
