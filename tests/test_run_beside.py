@@ -140,3 +140,31 @@ def test_a_clean_verify_reads_the_stored_allocation_and_units_once(tmp_path: Pat
     report = verify_allocation(run)
     assert calls == ["units", "allocation"]
     assert any(f"unit {unit}: group 'Tampered' recorded" in d for d in report.differences)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shuffled", [False, True])
+def test_an_edited_stored_unit_is_found_in_order_or_not(tmp_path: Path, shuffled: bool):
+    """The stored units are hashed a column at a time when they are in ID order (else as one
+    frame): either way an edited covariate is reported, and a clean register is not."""
+    import sqlite3
+
+    from evalkit.audit.verify import _stored_units_differences
+
+    run_case("national", tmp_path)
+    run = tmp_path / "run"
+    register = Register.open(run)
+    manifest = register.manifest
+    columns = ["unit_id", *manifest["strata"], *manifest["balance_covariates"]]
+    with sqlite3.connect(run / "register.sqlite") as connection:
+        if shuffled:  # the same rows, stored out of ID order
+            connection.execute("CREATE TABLE units_copy AS SELECT * FROM units ORDER BY "
+                               "unit_id DESC")
+            connection.execute("DROP TABLE units")
+            connection.execute("ALTER TABLE units_copy RENAME TO units")
+    assert _stored_units_differences(register, columns, manifest["units_sha256"]) == []
+    with sqlite3.connect(run / "register.sqlite") as connection:
+        connection.execute(f'UPDATE units SET "{columns[-1]}" = "{columns[-1]}" + 1 '
+                           "WHERE rowid = 3")
+    assert _stored_units_differences(register, columns, manifest["units_sha256"]) == [
+        "register: the stored units (IDs, strata, covariates) differ from those allocated"]

@@ -12,7 +12,7 @@ import os
 import platform
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -124,9 +124,14 @@ def units_digest(units: pd.DataFrame, columns: list[str]) -> str:
     canonical = units[columns]
     if not canonical["unit_id"].is_monotonic_increasing:
         canonical = canonical.sort_values("unit_id", kind="stable")
+    return columns_digest((column, canonical[column]) for column in columns)
+
+
+def columns_digest(columns: Iterable[tuple[str, pd.Series]]) -> str:
+    """`units_digest` of columns already in unit-ID order, fed one at a time (so a caller
+    can read each column only when it is hashed)."""
     digest = hashlib.sha256()
-    for column in columns:
-        values = canonical[column]
+    for column, values in columns:
         digest.update(column.encode() + b"\x01")
         if pd.api.types.is_numeric_dtype(values):
             digest.update(values.to_numpy(dtype="<f8").tobytes())

@@ -11,6 +11,7 @@ import pandas as pd
 
 from evalkit.allocation.assign import (
     build_manifest,
+    columns_digest,
     compute_assignment,
     staff_allocation,
     units_digest,
@@ -268,7 +269,13 @@ def _stored_units_differences(register: Register, unit_columns: list[str],
     are read)."""
     if not set(unit_columns) <= register.columns("units").keys():
         return []
-    if units_digest(register.table("units", unit_columns), unit_columns) == recorded_digest:
+    ids = register.table("units", ["unit_id"])["unit_id"]
+    if ids.is_monotonic_increasing:  # in ID order already: read and hash a column at a time
+        digest = columns_digest((c, ids if c == "unit_id" else register.table("units", [c])[c])
+                                for c in unit_columns)
+    else:
+        digest = units_digest(register.table("units", unit_columns), unit_columns)
+    if digest == recorded_digest:
         return []
     return ["register: the stored units (IDs, strata, covariates) differ from those allocated"]
 
