@@ -39,3 +39,13 @@ def test_one_model_loads_only_what_it_needs(model):
     assert f"evalkit.analysis.{'ols' if model == 'cr2' else 'mixed'}" in loaded
     unwanted = sorted(m for m in NOT_LOADED[model] if m in loaded)
     assert not unwanted, f"--model {model} imported {unwanted}"
+
+
+def test_the_monitor_chart_helper_loads_no_template_engine():
+    """The chart is drawn in a helper process that imports only the chart module (and
+    matplotlib when it draws): not Jinja, not pandas."""
+    code = "import sys, evalkit.monitoring.chart\nprint(' '.join(sorted(sys.modules)))"
+    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                check=True).stdout.split())
+    assert "evalkit.monitoring.chart" in loaded
+    assert not {"jinja2", "pandas"} & loaded

@@ -21,7 +21,7 @@ from types import TracebackType
 
 import numpy as np
 
-from evalkit.io.html import figure_to_svg, plot_style
+from evalkit.io.figures import figure_to_svg, plot_style
 
 TITLE = "Cumulative percentage of each group's staff who have completed"
 HELPER_TIMEOUT = 120  # seconds: a helper slower than this is stopped; the chart is drawn here

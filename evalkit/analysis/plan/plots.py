@@ -11,7 +11,7 @@ from matplotlib import ticker
 from matplotlib.figure import Figure
 
 from evalkit.analysis.plan.labels import effect_label, outcome_label
-from evalkit.io.html import RANDOMISED_COLOUR, figure_to_svg, group_style
+from evalkit.io.figures import RANDOMISED_COLOUR, figure_to_svg, group_style
 
 __all__ = ["figure_to_svg", "forest_plot", "icc_plot"]
 
