@@ -4,8 +4,6 @@ csv-module path gives, and every other use of quotes falls back to the csv modul
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 
 import pandas as pd
@@ -13,15 +11,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evalkit.errors import InputError
 from evalkit.io.files import (
     _CONTROL,
-    _frame_from_rows,
     _plain_csv_frame,
     _quotes_wrap_whole_fields,
     _stripped,
     has_control_character,
 )
+from tests.test_fast_csv import assert_fast_path_agrees, by_csv_module
 
 CELL = st.sampled_from([
     "", " ", "a", " b ", "PO", "NA", "1.5", "é", '"x, y"', '"a""b"', '""', '" q "', '""""',
@@ -31,36 +28,12 @@ CELL = st.sampled_from([
 ROW = st.lists(CELL, min_size=0, max_size=5)
 
 
-def by_csv_module(text: str, delimiter: str, path: Path) -> pd.DataFrame:
-    records = list(csv.reader(io.StringIO(text), delimiter=delimiter, strict=True))
-    while records and not any(cell.strip() for cell in records[0]):
-        records.pop(0)
-    return _frame_from_rows(records[0], records[1:], path)
-
-
-def outcome(read, *args):
-    try:
-        return read(*args)
-    except (InputError, csv.Error) as error:
-        return str(error)
-
-
 @settings(max_examples=600, deadline=None)
 @given(st.lists(ROW, min_size=1, max_size=8), st.sampled_from([",", ";", "\t"]),
        st.sampled_from(["\n", "\r\n"]), st.booleans())
 def test_quoted_fields_read_by_pandas_equal_the_csv_module(rows, delimiter, newline,
                                                            final_newline) -> None:
-    text = newline.join(delimiter.join(row) for row in rows) + (newline if final_newline else "")
-    path = Path("roster.csv")
-    fast = outcome(_plain_csv_frame, text, delimiter, path, True)
-    if fast is None:
-        return  # declined: the csv module reads it
-    slow = outcome(by_csv_module, text, delimiter, path)
-    if isinstance(slow, str) or isinstance(fast, str):
-        assert fast == slow
-        return
-    pd.testing.assert_frame_equal(fast, slow)
-    assert list(fast.index) == list(slow.index)
+    assert_fast_path_agrees(rows, delimiter, newline, final_newline, quoted=True)
 
 
 @pytest.mark.parametrize(("text", "whole"), [
