@@ -218,13 +218,14 @@ def run_assign(design_path: Path, out: Path | None = None, pdus: Path | None = N
                           f"({REGISTER_FILE}); choose another --out folder")
     design, roster, units, allocation = compute_assignment(design_path, pdus, staff, on_progress)
     staff_table = staff_allocation(design, roster, allocation)
-    manifest = build_manifest(design_path, design, roster, units, allocation)
     key, created = None, False
     if design.trial.unit == "staff":
         if key_file is None:
             raise missing_key("assign")
         key, created = load_or_create_key(Path(key_file), directory)
-    files = _write_outputs(directory, design, units, allocation, staff_table, manifest, key)
+    files, manifest = _write_outputs(
+        directory, design, units, allocation, staff_table,
+        lambda: build_manifest(design_path, design, roster, units, allocation), key)
     return AssignResult(allocation, staff_table, manifest, directory, files,
                         Path(key_file) if key is not None else None, created)
 
@@ -258,15 +259,18 @@ BESIDE_ROWS = int(os.environ.get("EVALKIT_TEST_BESIDE_ROWS", 100_000))  # tests 
 SIDE_FILE = "staff_allocation.side.sqlite"
 
 
-def _register_and_csvs(staging: Path, tables: Callable[[], dict[str, pd.DataFrame]],
-                       meta: dict[str, Any], allocation: pd.DataFrame,
+def _register_and_csvs(staging: Path,
+                       sealed: Callable[[], tuple[dict[str, pd.DataFrame], dict[str, Any]]],
+                       allocation: pd.DataFrame,
                        staff: pd.DataFrame) -> tuple[dict[str, Path] | None, Register]:
-    """Seal the register from `tables()` plus the staff table; for large runs, with the
-    staff table and `table_csvs` written beside it by a forked worker (which touches no
-    database of this process's). Small runs leave the CSVs to `export_allocation`."""
+    """Seal the register from the (tables, meta) `sealed()` makes, plus the staff table; for
+    large runs, with the staff table and `table_csvs` written beside it by a forked worker
+    (which touches no database of this process's). Small runs leave the CSVs to
+    `export_allocation`."""
     path = staging / REGISTER_FILE
     if max(len(allocation), len(staff)) < BESIDE_ROWS:
-        return None, Register.create(path, {**tables(), "staff_allocation": staff}, meta)
+        tables, meta = sealed()
+        return None, Register.create(path, {**tables, "staff_allocation": staff}, meta)
 
     def beside() -> dict[str, Path]:
         write_side_table(staging / SIDE_FILE, "staff_allocation", staff)
@@ -275,7 +279,8 @@ def _register_and_csvs(staging: Path, tables: Callable[[], dict[str, pd.DataFram
 
     def seal() -> Register:
         kill_point("assign:sealing")
-        return Register.create(path, tables(), meta, copied_later=("staff_allocation",))
+        tables, meta = sealed()
+        return Register.create(path, tables, meta, copied_later=("staff_allocation",))
 
     written, register = run_beside(beside, seal)
     register.copy_table(staging / SIDE_FILE, "staff_allocation")
@@ -284,20 +289,26 @@ def _register_and_csvs(staging: Path, tables: Callable[[], dict[str, pd.DataFram
 
 def _write_outputs(directory: Path, design: TrialDesign, units: pd.DataFrame,
                    allocation: Allocation, staff_table: pd.DataFrame,
-                   manifest: dict[str, Any], key: bytes | None = None) -> dict[str, Path]:
-    """Build the whole run folder in staging, then move it into place (register last)."""
+                   make_manifest: Callable[[], dict[str, Any]], key: bytes | None = None
+                   ) -> tuple[dict[str, Path], dict[str, Any]]:
+    """Build the whole run folder in staging, then move it into place (register last); the
+    manifest is made while a worker writes the large files. (files, manifest)"""
     directory.parent.mkdir(parents=True, exist_ok=True)
     clean_dead_staging(directory.parent)
     staging = Path(tempfile.mkdtemp(prefix=staging_prefix(directory), dir=directory.parent))
     try:
         stored_units = register_units(design, units)
-        written, register = _register_and_csvs(
-            staging,
-            lambda: {"units": stored_units, "allocation": allocation.table,
+        made: dict[str, Any] = {}
+
+        def sealed() -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+            made["manifest"] = manifest = make_manifest()
+            return ({"units": stored_units, "allocation": allocation.table,
                      **joiner_tables(design, allocation.table, key)},
-            {"design": design.model_dump(mode="json"), "manifest": manifest,
-             **joiner_meta(design, key)},
-            allocation.table, staff_table)
+                    {"design": design.model_dump(mode="json"), "manifest": manifest,
+                     **joiner_meta(design, key)})
+
+        written, register = _register_and_csvs(staging, sealed, allocation.table, staff_table)
+        manifest = made["manifest"]
         kill_point("assign:registered")
         files = export_allocation(register, staging, written=written, stored={
             "allocation": allocation.table, "staff_allocation": staff_table,
@@ -312,7 +323,7 @@ def _write_outputs(directory: Path, design: TrialDesign, units: pd.DataFrame,
         shutil.rmtree(staging, ignore_errors=True)
     files = {key: directory / path.name for key, path in files.items()}
     files["register"] = directory / REGISTER_FILE
-    return files
+    return files, manifest
 
 
 def _umask() -> int:
