@@ -242,3 +242,15 @@ def test_workbook_holds_everyones_row_as_well_as_the_action_lists(fresh_run, tmp
     assert {"About", "Summary", "Late", "Control booked early", "Staff"} <= set(
         workbook.sheetnames)
     assert sum(1 for _ in workbook["Staff"].iter_rows()) == len(per_person) + 1
+
+
+def test_staff_ids_and_pdu_codes_never_break_across_lines_on_a_phone():
+    """On a narrow screen the contact tables wrap anywhere; codes must stay one word."""
+    from importlib.resources import files
+
+    from evalkit.monitoring.report import _cell_markup
+
+    assert _cell_markup("staff_id", False)("S013840") == '<td class="code">S013840</td>'
+    assert _cell_markup("pdu_code", False)("N07") == '<td class="code">N07</td>'
+    css = (files("evalkit.monitoring") / "templates" / "report.html.j2").read_text()
+    assert "td.code, table.contacts td.code { white-space: nowrap;" in css

@@ -184,6 +184,8 @@ def _cell_markup(key: str, numeric: bool) -> Callable[[object], str]:
         return lambda value: f'<td class="num">{do_int(value):,}</td>'
     if key.startswith(("first_", "window_", "date")):
         return lambda value: f'<td class="date">{escape(value)}</td>'
+    if key in ("staff_id", "pdu_code"):  # codes read as one word: never broken across lines
+        return lambda value: f'<td class="code">{escape(value)}</td>'
     return lambda value: f"<td>{escape(value)}</td>"
 
 
