@@ -10,6 +10,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,18 +44,67 @@ def evalkit_cli() -> list[str]:
 
 
 def run_process(args: list[str], cwd: Path | None = None) -> Measure:
-    """One run of a command: wall seconds, user+sys seconds and peak RSS from its own rusage."""
+    """One run of a command: wall seconds, user+sys seconds (its rusage, workers included)
+    and the peak RSS of its largest process (see `PeakWatch`)."""
     with tempfile.TemporaryFile() as output:
         start = time.perf_counter()
         process = subprocess.Popen(args, stdout=output, stderr=subprocess.STDOUT, cwd=cwd)
+        watch = PeakWatch(process.pid)
         _, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - start
+        peak = watch.stop()
         process.returncode = os.waitstatus_to_exitcode(status)
         if process.returncode != 0:
             output.seek(0)
             tail = output.read().decode(errors="replace")[-2000:]
             raise RuntimeError(f"{' '.join(map(str, args))} exited {process.returncode}:\n{tail}")
-    return Measure(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
+    return Measure(wall, usage.ru_utime + usage.ru_stime,
+                   peak if peak is not None else usage.ru_maxrss / 1024)
+
+
+class PeakWatch(threading.Thread):
+    """The largest VmHWM (peak RSS) of a process and its descendants, read from /proc every
+    20 ms while it runs. rusage's ru_maxrss would be inflated: a child started from this big
+    benchmark process keeps this process's RSS as its high-water mark across exec, and a
+    forked worker's is counted too. None off Linux or for a run too short to sample."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.peaks, self.done = pid, {}, threading.Event()
+        self.start()
+
+    def run(self) -> None:
+        while not self.done.wait(0.02):
+            for pid in _tree(self.pid):
+                peak = _vm_hwm_mb(pid)
+                if peak is not None:
+                    self.peaks[pid] = max(peak, self.peaks.get(pid, 0.0))
+
+    def stop(self) -> float | None:
+        self.done.set()
+        self.join()
+        return max(self.peaks.values()) if self.peaks else None
+
+
+def _tree(pid: int) -> list[int]:
+    """A process and its descendants (Linux /proc), [pid] where that cannot be read."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as handle:
+            children = [int(child) for child in handle.read().split()]
+    except OSError:
+        return [pid]
+    return [pid, *(p for child in children for p in _tree(child))]
+
+
+def _vm_hwm_mb(pid: int) -> float | None:
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        return None
+    return None
 
 
 def repeat_process(make_args: Callable[[int], list[str]], repeats: int,
