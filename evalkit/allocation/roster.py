@@ -95,9 +95,9 @@ _WHITESPACE = re.compile(r"\s")
 def require_unique(frame: pd.DataFrame, column: str, path: Path) -> None:
     """Fail on the first repeated value (ignoring case and spaces), naming both rows."""
     keys = identity_keys(frame[column])
-    repeated = keys.duplicated(keep=False)
-    if not repeated.any():
+    if keys.is_unique:  # the usual case, in half the time of marking the repeats
         return
+    repeated = keys.duplicated(keep=False)
     first = int(repeated.to_numpy().argmax())
     positions = [int(p) for p in (keys == keys.iloc[first]).to_numpy().nonzero()[0]]
     rows = [_sheet_row(frame, p) for p in positions]
