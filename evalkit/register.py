@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 from evalkit.errors import CheckFailed, EvalkitError
-from evalkit.io.files import share_repeated_text
+from evalkit.io.files import mostly_repeated
 from evalkit.io.runfolder import (
     LOCK_FILE,
     clear_pending,
@@ -170,9 +170,7 @@ def frame_digest(frame: pd.DataFrame) -> bytes | None:
         connection.execute(pd.io.sql.get_schema(frame, "frame"))
         declared = list(_declared_types(connection, "frame").values())
     digest = TableDigest(frame.shape[1])
-    for start in range(0, len(frame), _WRITE_CHUNK):
-        chunk = frame.iloc[start:start + _WRITE_CHUNK]
-        columns = [_sql_values(chunk.iloc[:, i]) for i in range(chunk.shape[1])]
+    for columns in _sql_chunks(frame):
         if not _feed_if_stored_as_bound(digest, declared, columns):
             return None
     return digest.digest()
@@ -341,14 +339,19 @@ def _write_frame(connection: sqlite3.Connection, name: str, frame: pd.DataFrame,
     declared = list(_declared_types(connection, name).values())
     marks = ", ".join("?" * len(frame.columns))
     exact = True
-    for start in range(0, len(frame), _WRITE_CHUNK):
-        chunk = frame.iloc[start:start + _WRITE_CHUNK]
-        columns = [_sql_values(chunk.iloc[:, i]) for i in range(chunk.shape[1])]
+    for columns in _sql_chunks(frame):
         connection.executemany(f'INSERT INTO "{name}" VALUES ({marks})',
                                zip(*columns, strict=True))
         if digest is not None and exact:
             exact = _feed_if_stored_as_bound(digest, declared, columns)
     return exact
+
+
+def _sql_chunks(frame: pd.DataFrame) -> Iterator[list[list[Any]]]:
+    """The frame's columns as SQLite values (`_sql_values`), _WRITE_CHUNK rows at a time."""
+    for start in range(0, len(frame), _WRITE_CHUNK):
+        chunk = frame.iloc[start:start + _WRITE_CHUNK]
+        yield [_sql_values(chunk.iloc[:, i]) for i in range(chunk.shape[1])]
 
 
 # Bound values SQLite stores unchanged under a column's declared type (type affinity).
@@ -419,28 +422,11 @@ def _plain(value: Any) -> Any:
 LARGE_TABLE_ROWS = 100_000
 
 
-def _shared_text(frame: pd.DataFrame) -> pd.DataFrame:
-    """A one-column frame whose repeated texts share one object (`share_repeated_text`)."""
-    column = frame.iloc[:, 0]
-    if not pd.api.types.is_string_dtype(column.dtype) and column.dtype != object:
-        return frame
-    values = column.tolist()
-    shared = share_repeated_text(values)
-    if shared is values:
-        return frame
-    return pd.DataFrame({frame.columns[0]: pd.Series(shared, dtype=column.dtype)})
-
-
 def _read_large(connection: sqlite3.Connection, name: str, names: list[str]) -> pd.DataFrame:
     """A large table as `pd.read_sql_query` gives it, from one scan: a chunk of rows at a
     time is split into its columns (repeated texts sharing one object as they arrive, so all
     rows as tuples are never held at once), then each column is typed by the very function
     read_sql_query uses (pandas' `convert_object_array`); read per column if that is gone."""
-    try:
-        from pandas.core.internals.construction import convert_object_array
-    except ImportError:  # a pandas without it: one read_sql_query per column, as before
-        return pd.concat([_shared_text(pd.read_sql_query(
-            f'SELECT "{c}" FROM "{name}" ORDER BY rowid', connection)) for c in names], axis=1)
     selected = ", ".join(f'"{c}"' for c in names)
     cursor = connection.execute(f'SELECT {selected} FROM "{name}" ORDER BY rowid')
     gathered: list[list[Any]] = [[] for _ in names]
@@ -451,6 +437,12 @@ def _read_large(connection: sqlite3.Connection, name: str, names: list[str]) -> 
             if len(shared) <= index:
                 shared.append(_sharing(column))
             values.extend(column if shared[index] is None else _share(column, shared[index]))
+    try:
+        from pandas.core.internals.construction import convert_object_array
+    except ImportError:  # a pandas without it: read_sql_query's public step, a column at a time
+        return pd.concat([pd.DataFrame.from_records(zip(values), columns=[column],
+                                                    coerce_float=True)
+                          for column, values in zip(names, gathered, strict=True)], axis=1)
     arrays = convert_object_array([np.array(values, dtype=object) for values in gathered],
                                   dtype=None, coerce_float=True)
     return pd.DataFrame(dict(zip(names, arrays, strict=True)), columns=names)
@@ -458,11 +450,11 @@ def _read_large(connection: sqlite3.Connection, name: str, names: list[str]) -> 
 
 def _sharing(first: list[Any]) -> dict | None:
     """A dict to share repeated texts through, for a column of few distinct texts (judged on
-    its first 1,000 cells, as `share_repeated_text` does), else None."""
+    its first cells, as `share_repeated_text` does), else None."""
     sample = first[:1000]
     if not sample or not all(type(value) is str for value in sample):
         return None
-    return {} if len(set(sample)) <= len(sample) // 2 else None
+    return {} if mostly_repeated(sample) else None
 
 
 def _share(values: list[Any], shared: dict) -> list[Any]:
@@ -473,11 +465,17 @@ def _share(values: list[Any], shared: dict) -> list[Any]:
 
 def _is_large(connection: sqlite3.Connection, name: str) -> bool:
     """True for a table of more than LARGE_TABLE_ROWS rows (by its largest rowid: no scan)."""
+    return _largest_rowid(connection, name) > LARGE_TABLE_ROWS
+
+
+def _largest_rowid(connection: sqlite3.Connection, name: str) -> int:
+    """A table's largest rowid (about its row count, found without a scan); 0 when it is empty
+    or has no rowid (a view, or WITHOUT ROWID)."""
     try:
         row = connection.execute(f'SELECT max(rowid) FROM "{name}"').fetchone()
-    except sqlite3.OperationalError:  # no rowid (a view, or WITHOUT ROWID): read it whole
-        return False
-    return bool(row and row[0] and row[0] > LARGE_TABLE_ROWS)
+    except sqlite3.OperationalError:
+        return 0
+    return int(row[0] or 0)
 
 
 def _declared_types(connection: sqlite3.Connection, name: str) -> dict[str, str]:
@@ -662,8 +660,7 @@ class Register:
     def row_count(self, name: str) -> int:
         """About how many rows a table holds (its largest rowid: no scan; 0 when empty)."""
         with self._reading() as connection:
-            row = connection.execute(f'SELECT max(rowid) FROM "{name}"').fetchone()
-        return int(row[0] or 0)
+            return _largest_rowid(connection, name)
 
     def columns(self, name: str) -> dict[str, str]:
         """A table's columns in order, with their declared SQL types in capitals."""

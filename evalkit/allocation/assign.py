@@ -298,17 +298,12 @@ def _write_outputs(directory: Path, design: TrialDesign, units: pd.DataFrame,
     staging = Path(tempfile.mkdtemp(prefix=staging_prefix(directory), dir=directory.parent))
     try:
         stored_units = register_units(design, units)
-        made: dict[str, Any] = {}
-
-        def sealed() -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
-            made["manifest"] = manifest = make_manifest()
-            return ({"units": stored_units, "allocation": allocation.table,
-                     **joiner_tables(design, allocation.table, key)},
-                    {"design": design.model_dump(mode="json"), "manifest": manifest,
-                     **joiner_meta(design, key)})
-
-        written, register = _register_and_csvs(staging, sealed, allocation.table, staff_table)
-        manifest = made["manifest"]
+        written, register = _register_and_csvs(staging, lambda: (
+            {"units": stored_units, "allocation": allocation.table,
+             **joiner_tables(design, allocation.table, key)},
+            {"design": design.model_dump(mode="json"), "manifest": make_manifest(),
+             **joiner_meta(design, key)}), allocation.table, staff_table)
+        manifest = register.manifest  # as sealed
         kill_point("assign:registered")
         files = export_allocation(register, staging, written=written, stored={
             "allocation": allocation.table, "staff_allocation": staff_table,

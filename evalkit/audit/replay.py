@@ -158,8 +158,9 @@ def turnover_differences(register: Register, design: TrialDesign, allocation: pd
 
 
 def stored_table_differences(register: Register, expected: pd.DataFrame) -> list[str]:
-    """`table_differences` against the register's staff_allocation, read a column at a time
-    when it lists the expected IDs (the usual case): a national table's worth of memory less."""
+    """`table_differences` against the register's staff_allocation. When it lists the
+    expected IDs (the usual case) its columns are compared one joined string per chunk of rows
+    (`_columns_unlike`), and only a column that differs is read cell by cell."""
     declared = register.columns("staff_allocation")
     if not set(STAFF_COLUMNS) <= declared.keys():
         return table_differences(expected, register.table("staff_allocation"))

@@ -79,11 +79,7 @@ def compare_allocations(recorded: pd.DataFrame, recomputed: pd.DataFrame) -> lis
         changed = common[a.loc[common, column].astype(str) != b.loc[common, column].astype(str)]
         differences += [f"unit {u}: {column} {a.at[u, column]!r} recorded, {b.at[u, column]!r} "
                         f"recomputed" for u in changed[:20]]
-    for column in [c for c in a.columns if c.startswith("p_")]:
-        if column not in b.columns or not np.allclose(a.loc[common, column].astype(float),
-                                                      b.loc[common, column].astype(float)):
-            differences.append(f"probability column {column} differs")
-    return differences
+    return differences + _probability_differences(a.loc[common], b.loc[common])
 
 
 def _aligned_allocation_differences(recorded: pd.DataFrame,
@@ -97,11 +93,15 @@ def _aligned_allocation_differences(recorded: pd.DataFrame,
         differences += [f"unit {units[at]}: {column} {recorded[column].iat[at]!r} recorded, "
                         f"{recomputed[column].iat[at]!r} recomputed"
                         for at in np.flatnonzero(have != want)[:20]]
-    for column in [c for c in recorded.columns if c.startswith("p_")]:
-        if column not in recomputed.columns or not np.allclose(
-                recorded[column].astype(float), recomputed[column].astype(float)):
-            differences.append(f"probability column {column} differs")
-    return differences
+    return differences + _probability_differences(recorded, recomputed)
+
+
+def _probability_differences(recorded: pd.DataFrame, recomputed: pd.DataFrame) -> list[str]:
+    """Probability columns (p_*) of two aligned allocation tables that do not agree."""
+    return [f"probability column {column} differs"
+            for column in recorded.columns if column.startswith("p_")
+            and (column not in recomputed.columns or not np.allclose(
+                recorded[column].astype(float), recomputed[column].astype(float)))]
 
 
 MANIFEST_CHECKED = ("algorithm", "seed", "unit", "strata", "method", "draws_tried",

@@ -242,12 +242,16 @@ def _stripped(column: pd.Series) -> np.ndarray:
     few distinct texts (see `share_repeated_text`) is stripped once per distinct text, its
     cells sharing one object per text."""
     cells = column.to_numpy()
-    sample = cells[:1000].tolist()
-    if len(set(sample)) > len(sample) // 2:
+    if not mostly_repeated(cells[:1000].tolist()):
         return np.array([cell.strip() if isinstance(cell, str) else "" for cell in cells],
                         dtype=object)
     codes, uniques = pd.factorize(cells)   # a missing cell: code -1, the last text ('')
     return np.array([text.strip() for text in uniques] + [""], dtype=object)[codes]
+
+
+def mostly_repeated(sample: list) -> bool:
+    """True when at most half of a column's first cells are distinct: worth sharing."""
+    return len(set(sample)) <= len(sample) // 2
 
 
 def share_repeated_text(values: list) -> list:
@@ -255,8 +259,7 @@ def share_repeated_text(values: list) -> list:
     (grades, PDU codes, regions, groups): a million cells then hold 8-byte references to a
     few strings instead of a million copies (about 55 MB less per column). A column whose
     first 1,000 cells are mostly distinct (IDs, names) is returned as it is."""
-    sample = values[:1000]
-    if len(set(sample)) > len(sample) // 2:
+    if not mostly_repeated(values[:1000]):
         return values
     shared: dict = {}
     return [shared.setdefault(value, value) for value in values]

@@ -132,11 +132,13 @@ def _run_forked(task: Callable[[int], T], count: int, workers: int,
     try:
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(
                 "fork"), initializer=_own_streams, initargs=(os.getpid(),)) as pool:
+            outermost = gc.get_freeze_count() == 0  # a caller's freeze (the CLI's) stays
             gc.freeze()   # the workers' collector then leaves the inherited objects (and
             try:          # their pages) alone: fewer copy-on-write page copies
                 futures = [pool.submit(_worker, index) for index in range(count)]
             finally:
-                gc.unfreeze()
+                if outermost:
+                    gc.unfreeze()
             try:  # its own failure is raised as it is, once the workers are done
                 later = meanwhile() if meanwhile is not None else None
             except BaseException as error:  # noqa: BLE001 (re-raised below)
