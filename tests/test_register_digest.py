@@ -221,3 +221,43 @@ def test_large_tables_read_in_one_scan_as_read_sql_query_reads_them(rows, chunk)
     for column in got:  # the very values, not only equal ones (1 and 1.0 and True differ)
         assert [type(v) for v in got[column].astype(object)] == \
             [type(v) for v in expected[column].astype(object)]
+
+
+# Many rows per INSERT statement: the same table, row for row, as one row per statement.
+
+from evalkit import register as register_module  # noqa: E402
+
+
+def _one_row_per_statement(connection: sqlite3.Connection, name: str,
+                           columns: list[list]) -> None:
+    marks = ", ".join("?" * len(columns))
+    connection.executemany(f'INSERT INTO "{name}" VALUES ({marks})', zip(*columns, strict=True))
+
+
+@settings(max_examples=60, deadline=None)
+@given(width=st.integers(1, 5), height=st.sampled_from([0, 1, 2, 199, 200, 201, 401, 1000]),
+       per_statement=st.sampled_from([1, 3, 200]), data=st.data())
+def test_many_rows_per_insert_store_the_rows_one_row_per_insert_would(
+        width: int, height: int, per_statement: int, data: st.DataObject) -> None:
+    cells = st.one_of(st.text(max_size=5), st.integers(-2**63, 2**63 - 1), st.none(),
+                      st.floats(allow_nan=False))
+    columns = [data.draw(st.lists(cells, min_size=height, max_size=height)) for _ in range(width)]
+    stored = []
+    for write in (lambda *args: register_module._insert_rows(*args, per_statement),
+                  _one_row_per_statement):
+        with contextlib.closing(sqlite3.connect(":memory:")) as connection:
+            connection.execute("CREATE TABLE t (" + ", ".join(f"c{i}" for i in range(width)) + ")")
+            write(connection, "t", columns)
+            stored.append(connection.execute("SELECT rowid, * FROM t ORDER BY rowid").fetchall())
+    assert stored[0] == stored[1]
+    assert len(stored[0]) == height
+
+
+def test_a_table_wider_than_the_variable_limit_allows_still_goes_in_row_by_row() -> None:
+    with contextlib.closing(sqlite3.connect(":memory:")) as connection:
+        limit = connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 10)
+        connection.execute("CREATE TABLE t (a, b, c, d)")
+        register_module._insert_rows(connection, "t", [list(range(7))] * 4)
+        assert connection.execute("SELECT COUNT(*), SUM(a) FROM t").fetchone() == (7, 21)
+        connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, limit)
