@@ -3,9 +3,8 @@
 Rows (medians of --repeats runs, each beside its floor, taken in turn):
   1. `evalkit monitor` whole CLI vs the floor: pandas read_csv of the export and of
      staff_allocation.csv, a join on staff ID, one CSV written (bench/floors.py monitor).
-     The CLI draws the chart in a helper process only when a core is idle (1-minute load
-     average <= cores - 1), so the same CLI is also timed with the helper forced on and off
-     (CPU includes the helper's); the load average is printed beside the table.
+     One process (the chart is SVG written from the arrays: no helper process, no
+     matplotlib); the load average is printed beside the table.
   2. The library steps in process (the shared reader, read and validate, compare, write
      CSV/XLSX/HTML with the chart drawn in process) beside `pandas.read_csv` of the same export.
 Target (issue 13): the whole CLI <= 1.5x the floor.
@@ -42,16 +41,6 @@ from evalkit.register import Register  # noqa: E402
 AS_OF = dt.date(2023, 12, 31)
 CONFIG = ROOT / "configs" / "seeds2.toml"
 FLOORS = str(ROOT / "bench" / "floors.py")
-# The CLI with `ChartProcess`'s choice fixed: argv[1] is "on" (helper process) or "off".
-FORCED_CHART = """
-import sys
-import evalkit.monitoring.chart as chart
-helper = sys.argv.pop(1) == "on"
-chart.spare_core = lambda: helper
-from evalkit.cli import app
-sys.argv[0] = "evalkit"
-app()
-"""
 
 
 def big_export(register: Register, rows: int) -> pd.DataFrame:
@@ -87,17 +76,10 @@ def main() -> None:
                      AS_OF.isoformat()]
         floor_command = [sys.executable, FLOORS, "monitor", str(export),
                          str(run / "staff_allocation.csv"), str(folder / "floor")]
-        rows = []
-        for label, command in [
-                ("CLI", [*evalkit_cli(), *arguments]),
-                ("  chart helper forced on", [sys.executable, "-c", FORCED_CHART, "on",
-                                              *arguments]),
-                ("  chart helper forced off", [sys.executable, "-c", FORCED_CHART, "off",
-                                               *arguments])]:
-            cli, floor = paired(lambda i, command=command: command, lambda i: floor_command,
-                                options.repeats)
-            rows.append(Row(f"monitor, {options.rows:,} export rows, {label}" if label == "CLI"
-                            else label, cli, "pandas read+join+write", floor, "<= 1.5x"))
+        cli, floor = paired(lambda i: [*evalkit_cli(), *arguments], lambda i: floor_command,
+                            options.repeats)
+        rows = [Row(f"monitor, {options.rows:,} export rows, CLI", cli,
+                    "pandas read+join+write", floor, "<= 1.5x")]
         read_csv = in_process(lambda: pd.read_csv(export), options.repeats)
         staff = register.table("staff_allocation")
         bookings = read_bookings(export)
@@ -114,7 +96,7 @@ def main() -> None:
                             read_csv))
     print_table(f"monitor benchmarks ({options.repeats} run(s) each, medians)", rows)
     print(f"1-minute load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} "
-          "cores (the CLI row starts the chart helper only when it is <= cores - 1)")
+          "cores (other processes share them: compare each row with its own floor)")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from evalkit.monitoring.bookings import (
     monitor_bookings,
     read_bookings,
 )
-from evalkit.monitoring.chart import ChartProcess, Series, chart_svg
+from evalkit.monitoring.chart import Series, chart_svg
 from evalkit.register import Register
 
 HTML_ROW_LIMIT = 500  # longer lists are in the XLSX; the page says so
@@ -44,17 +44,14 @@ def run_monitor(directory: Path, bookings_path: Path, column_map: dict[str, str]
                 status_map: dict[str, str] | None = None) -> MonitorResult:
     """Monitor a run against an export; write the outputs and log a `monitored` event."""
     register = Register.open(directory)
-    with ChartProcess() as chart:  # matplotlib is imported there while the export is read
-        bookings = read_bookings(bookings_path, column_map, status_map)
-        monitoring = monitor_bookings(register.design, register.table("staff_allocation"),
-                                      bookings, as_of)
-        chart.submit(*completion_series(monitoring))
-        directory = Path(directory)
-        about = workbook_about(register, f"Bookings and completions from "
-                                         f"{Path(bookings_path).name} as at "
-                                         f"{monitoring.as_of.isoformat()}")
-        files = write_monitoring(directory, monitoring, register.design.trial.name, about,
-                                 chart=chart.result)
+    bookings = read_bookings(bookings_path, column_map, status_map)
+    monitoring = monitor_bookings(register.design, register.table("staff_allocation"),
+                                  bookings, as_of)
+    directory = Path(directory)
+    about = workbook_about(register, f"Bookings and completions from "
+                                     f"{Path(bookings_path).name} as at "
+                                     f"{monitoring.as_of.isoformat()}")
+    files = write_monitoring(directory, monitoring, register.design.trial.name, about)
     register.replace_table(COMPLIANCE_TABLE, compliance_table(monitoring))
     register.append_event("monitored", detail={
         "bookings": str(Path(bookings_path).resolve()), "rows": monitoring.rows_read,
@@ -103,11 +100,9 @@ EMPTY_SHEETS = {
 
 
 def write_monitoring(directory: Path, monitoring: Monitoring, trial_name: str = "Evaluation",
-                     about: dict | None = None,
-                     chart: Callable[[], str] | None = None) -> dict[str, Path]:
+                     about: dict | None = None) -> dict[str, Path]:
     """monitoring.csv (one row per person), monitoring.xlsx (About, summary, the lists to
-    act on, then everyone's row), monitoring.html (`chart()` gives its completion chart, e.g.
-    from a `ChartProcess`; default: drawn here)."""
+    act on, then everyone's row), monitoring.html (with its completion chart)."""
     tables = output_tables(monitoring)
     sheets = {WORKBOOK_SHEETS[name]: frame for name, frame in tables.items() if name != "staff"}
     sheets[WORKBOOK_SHEETS["staff"]] = tables["staff"]
@@ -116,8 +111,7 @@ def write_monitoring(directory: Path, monitoring: Monitoring, trial_name: str = 
         "xlsx": write_workbook(directory / "monitoring.xlsx", sheets,
                                about=about or {"Trial": trial_name}, empty_notes=EMPTY_SHEETS),
         "html": write_text(directory / "monitoring.html",
-                           render_html(monitoring, tables, trial_name,
-                                       chart() if chart is not None else None)),
+                           render_html(monitoring, tables, trial_name)),
     }
 
 
