@@ -185,10 +185,12 @@ _NOT_ALPHANUMERIC = re.compile(r"[^a-z0-9]+")
 
 
 def _with_windows(design: TrialDesign, staff: pd.DataFrame) -> pd.DataFrame:
+    """Each person's booking window, looked up once per course and group (not per person)."""
     windows = {(c.name, g): w for c in design.courses for g, w in c.windows.items()}
-    keys = list(zip(staff["course"], staff["group"], strict=True))
-    starts = [windows.get(k, (None, None))[0] for k in keys]
-    ends = [windows.get(k, (None, None))[1] for k in keys]
+    starts = np.full(len(staff), None, dtype=object)
+    ends = starts.copy()
+    for key, rows in staff.groupby(["course", "group"], sort=False).indices.items():
+        starts[rows], ends[rows] = windows.get(key, (None, None))
     return staff.assign(window_start=pd.to_datetime(pd.Series(starts, index=staff.index)),
                         window_end=pd.to_datetime(pd.Series(ends, index=staff.index)))
 
@@ -206,10 +208,11 @@ def _contacts(staff: pd.DataFrame) -> pd.DataFrame:
                          "manager_email": manager.map(people["email"]).fillna("").to_numpy()})
 
 
-def _per_person(bookings: pd.DataFrame, monitored: pd.DataFrame) -> pd.DataFrame:
+def _per_person(bookings: pd.DataFrame, monitored: pd.DataFrame,
+                person: np.ndarray) -> pd.DataFrame:
     """First active date, first completion and completion-in-window, one row per monitored
-    person (on `monitored`'s index; NaT and False for someone with no such booking)."""
-    person = pd.Index(monitored["staff_id"]).get_indexer(bookings["staff_id"])
+    person (on `monitored`'s index; NaT and False for someone with no such booking).
+    `person`: each booking's row in `monitored`, -1 for someone not monitored."""
     active = bookings["status"].isin(ACTIVE).to_numpy() & (person >= 0)
     right = active & bookings["right_course"].to_numpy()
     done = right & (bookings["status"] == "completed").to_numpy()
@@ -265,9 +268,12 @@ def monitor_bookings(design: TrialDesign, staff: pd.DataFrame, bookings: pd.Data
     expected = pd.Series(courses.to_numpy()[person], index=matched.index, dtype=courses.dtype)
     matched["right_course"] = (_normalise_course(matched["course"]).to_numpy()
                                == _normalise_course(courses).to_numpy()[person])
-    monitored = _with_windows(design, staff[(staff["group"] != NOT_IN_TRIAL)
-                                            & (staff["course"] != NO_COURSE)])
-    people = pd.concat([monitored, _per_person(matched, monitored)], axis=1)
+    in_trial = ((staff["group"] != NOT_IN_TRIAL) & (staff["course"] != NO_COURSE)).to_numpy()
+    monitored = _with_windows(design, staff[in_trial])
+    monitored_row = np.full(len(staff), -1)  # each staff row's row in `monitored`
+    monitored_row[in_trial] = np.arange(len(monitored))
+    people = pd.concat([monitored, _per_person(matched, monitored, monitored_row[person])],
+                       axis=1)
     people["status"] = _status(people, design.control_arm, pd.Timestamp(as_of))
     people = people.merge(_contacts(staff), on="staff_id", how="left")
     wrong = matched[~matched["right_course"]].assign(expected_course=expected)
