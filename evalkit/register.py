@@ -39,7 +39,8 @@ import operator
 import os
 import sqlite3
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -143,11 +144,12 @@ SEAL_FORMAT = 2  # 1: a json.dumps per row (registers sealed before 2026-12); 2:
 
 def sealed_digest(connection: sqlite3.Connection, meta_keys: list[str],
                   seal_format: int = SEAL_FORMAT,
-                  table_digests: dict[str, tuple[list[str], bytes]] | None = None) -> str:
+                  table_digests: dict[str, tuple[list[str], bytes]] | None = None,
+                  tap: ColumnTap | None = None) -> str:
     """Digest of the sealed contents, read back from the register: the named meta values and
     the sealed tables' cells, each table in rowid order (see `SealHasher`). Format 2 also
     fills `table_digests` (when given): each sealed table's column names and cells' digest,
-    which `frame_digest` reproduces from a frame."""
+    which `frame_digest` reproduces from a frame; and shows `tap` its table's columns."""
     hasher = SealHasher(seal_format)
     for key in sorted(meta_keys):
         row = connection.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -156,11 +158,29 @@ def sealed_digest(connection: sqlite3.Connection, meta_keys: list[str],
         cursor = connection.execute(f'SELECT * FROM "{name}" ORDER BY rowid')
         columns = [c[0] for c in cursor.description]
         table = hasher.table(name, columns)
+        watched = tap if tap is not None and tap.table == name else None
         while rows := cursor.fetchmany(_DIGEST_CHUNK):
-            table.add_rows(rows)
+            if seal_format == 1:
+                table.add_rows(rows)
+                continue
+            chunk = [list(map(operator.itemgetter(i), rows)) for i in range(len(columns))]
+            kinds = [set(map(type, values)) for values in chunk]
+            table.add_columns(chunk, kinds)
+            if watched is not None:
+                watched.feed(dict(zip(columns, zip(chunk, kinds, strict=True), strict=True)))
         if table_digests is not None and seal_format == 2:
             table_digests[name] = (columns, table.digest())
     return hasher.hexdigest()
+
+
+@dataclass
+class ColumnTap:
+    """Sees the cells of one sealed table as format 2's seal read fetches them, so that a
+    caller can compute a digest of its own from the same read: `feed` gets each chunk of
+    rows (in rowid order) as column name -> (that chunk's values, the set of their types)."""
+
+    table: str
+    feed: Callable[[dict[str, tuple[list[Any], set[type]]]], None]
 
 
 def frame_digest(frame: pd.DataFrame) -> bytes | None:
@@ -756,10 +776,14 @@ class Register:
         return self.table("events").sort_values("id").reset_index(drop=True)
 
     def sealed_digest(self, meta_keys: list[str], seal_format: int = SEAL_FORMAT,
-                      table_digests: dict[str, tuple[list[str], bytes]] | None = None) -> str:
-        """The digest of the sealed contents as they are now (see `sealed_digest`)."""
+                      table_digests: dict[str, tuple[list[str], bytes]] | None = None,
+                      tap: ColumnTap | None = None) -> str:
+        """The digest of the sealed contents as they are now (see `sealed_digest`), read in
+        one read transaction (one snapshot, however many queries)."""
         with self._reading() as connection:
-            return sealed_digest(connection, meta_keys, seal_format, table_digests)
+            if not connection.in_transaction:
+                connection.execute("BEGIN")
+            return sealed_digest(connection, meta_keys, seal_format, table_digests, tap)
 
     def root_hash(self) -> str:
         """The chain value of the `created` event: what the seal receipt records."""

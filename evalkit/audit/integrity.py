@@ -13,6 +13,7 @@ from evalkit.errors import InputError
 from evalkit.io.runfolder import pending
 from evalkit.register import (
     EXPECTED_TRIGGERS,
+    ColumnTap,
     Register,
     event_chain,
     sha256_bytes_of,
@@ -65,10 +66,11 @@ def chain_differences(register: Register) -> list[str]:
 
 
 def seal_differences(register: Register,
-                     table_digests: dict[str, tuple[list[str], bytes]] | None = None
-                     ) -> list[str]:
+                     table_digests: dict[str, tuple[list[str], bytes]] | None = None,
+                     tap: ColumnTap | None = None) -> list[str]:
     """The sealed contents must still have the digest recorded when they were sealed (and,
-    given `table_digests`, each sealed table's digest as read, see `sealed_digest`)."""
+    given `table_digests`, each sealed table's digest as read, see `sealed_digest`; `tap`
+    sees one table's cells as they are read)."""
     rows = register.query("SELECT kind, detail FROM events ORDER BY id LIMIT 1")
     if not rows or rows[0][0] != "created":
         return ["events: the first event is not `created` (the seal event is gone)"]
@@ -76,7 +78,7 @@ def seal_differences(register: Register,
     if "sealed" not in detail:
         return []
     current = register.sealed_digest(detail.get("sealed_meta", ["design", "manifest"]),
-                                     detail.get("seal_format", 1), table_digests)
+                                     detail.get("seal_format", 1), table_digests, tap)
     if current == detail["sealed"]:
         return []
     return ["seal: the sealed contents (stored design, manifest, units or allocation) were "

@@ -28,10 +28,11 @@ from evalkit.audit.integrity import (
     trigger_differences,
 )
 from evalkit.audit.replay import turnover_differences
+from evalkit.audit.stored_units import StoredUnitsDigest
 from evalkit.io.files import sha256_file, source_file
 from evalkit.io.parallel import in_worker, run_beside
 from evalkit.io.runfolder import kill_point
-from evalkit.register import REGISTER_FILE, Register, frame_digest
+from evalkit.register import REGISTER_FILE, ColumnTap, Register, frame_digest
 from evalkit.trial.design import TrialDesign, load_design
 
 
@@ -148,17 +149,18 @@ def _integrity(register: Register, directory: Path, root_hash: str | None) -> _I
     """Everything about the register and its files that needs no recomputation."""
     kill_point("verify:integrity" + (" (worker)" if in_worker() else ""))
     digests: dict[str, tuple[list[str], bytes]] = {}
+    manifest = register.manifest
+    columns = ["unit_id", *manifest.get("strata", []), *manifest.get("balance_covariates", [])]
+    units = StoredUnitsDigest(columns)  # the stored units' digest, from the seal's read
     differences = trigger_differences(register) + chain_differences(register)
-    differences += seal_differences(register, digests)
+    differences += seal_differences(register, digests, ColumnTap("units", units.feed))
     differences += receipt_differences(register, root_hash)
     changed, notes = artefact_differences(register, directory)
     if not register.root_hash():
         notes.append("this register predates hash-chained events and file hashes: only the "
                      "allocation itself was recomputed")
-    manifest = register.manifest
-    columns = ["unit_id", *manifest.get("strata", []), *manifest.get("balance_covariates", [])]
-    return _Integrity(differences + changed, notes, digests, columns,
-                      _stored_units_differences(register, columns, manifest["units_sha256"]))
+    return _Integrity(differences + changed, notes, digests, columns, _stored_units_differences(
+        register, columns, manifest["units_sha256"], units.hexdigest()))
 
 
 @dataclass
@@ -264,20 +266,28 @@ def _stored_comparisons(register: Register, checked: _Integrity,
 
 
 def _stored_units_differences(register: Register, unit_columns: list[str],
-                              recorded_digest: str) -> list[str]:
+                              recorded_digest: str, digest: str | None = None) -> list[str]:
     """The register's units must have the digest the manifest recorded (only those columns
-    are read)."""
-    if not set(unit_columns) <= register.columns("units").keys():
-        return []
-    ids = register.table("units", ["unit_id"])["unit_id"]
-    if ids.is_monotonic_increasing:  # in ID order already: read and hash a column at a time
-        digest = columns_digest((c, ids if c == "unit_id" else register.table("units", [c])[c])
-                                for c in unit_columns)
-    else:
-        digest = units_digest(register.table("units", unit_columns), unit_columns)
+    are read, and none when the seal's read already gave their `digest`)."""
+    if digest is None:
+        if not set(unit_columns) <= register.columns("units").keys():
+            return []
+        try:
+            digest = _read_units_digest(register, unit_columns)
+        except (TypeError, ValueError):  # cells no evalkit wrote (a blob, a mixed column)
+            digest = None
     if digest == recorded_digest:
         return []
     return ["register: the stored units (IDs, strata, covariates) differ from those allocated"]
+
+
+def _read_units_digest(register: Register, unit_columns: list[str]) -> str:
+    """`units_digest` of the stored units, read through pandas as the manifest's was made."""
+    ids = register.table("units", ["unit_id"])["unit_id"]
+    if ids.is_monotonic_increasing:  # in ID order already: read and hash a column at a time
+        return columns_digest((c, ids if c == "unit_id" else register.table("units", [c])[c])
+                              for c in unit_columns)
+    return units_digest(register.table("units", unit_columns), unit_columns)
 
 
 def _stored_allocation(register: Register) -> pd.DataFrame:
