@@ -145,11 +145,11 @@ SEAL_FORMAT = 2  # 1: a json.dumps per row (registers sealed before 2026-12); 2:
 def sealed_digest(connection: sqlite3.Connection, meta_keys: list[str],
                   seal_format: int = SEAL_FORMAT,
                   table_digests: dict[str, tuple[list[str], bytes]] | None = None,
-                  tap: ColumnTap | None = None) -> str:
+                  taps: tuple[ColumnTap, ...] = ()) -> str:
     """Digest of the sealed contents, read back from the register: the named meta values and
     the sealed tables' cells, each table in rowid order (see `SealHasher`). Format 2 also
     fills `table_digests` (when given): each sealed table's column names and cells' digest,
-    which `frame_digest` reproduces from a frame; and shows `tap` its table's columns."""
+    which `frame_digest` reproduces from a frame; and shows each of `taps` its table."""
     hasher = SealHasher(seal_format)
     for key in sorted(meta_keys):
         row = connection.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -158,7 +158,7 @@ def sealed_digest(connection: sqlite3.Connection, meta_keys: list[str],
         cursor = connection.execute(f'SELECT * FROM "{name}" ORDER BY rowid')
         columns = [c[0] for c in cursor.description]
         table = hasher.table(name, columns)
-        watched = tap if tap is not None and tap.table == name else None
+        watched = [tap for tap in taps if tap.table == name]
         while rows := cursor.fetchmany(_DIGEST_CHUNK):
             if seal_format == 1:
                 table.add_rows(rows)
@@ -166,8 +166,10 @@ def sealed_digest(connection: sqlite3.Connection, meta_keys: list[str],
             chunk = [list(map(operator.itemgetter(i), rows)) for i in range(len(columns))]
             kinds = [set(map(type, values)) for values in chunk]
             table.add_columns(chunk, kinds)
-            if watched is not None:
-                watched.feed(dict(zip(columns, zip(chunk, kinds, strict=True), strict=True)))
+            if watched:
+                seen = dict(zip(columns, zip(chunk, kinds, strict=True), strict=True))
+                for tap in watched:
+                    tap.feed(seen)
         if table_digests is not None and seal_format == 2:
             table_digests[name] = (columns, table.digest())
     return hasher.hexdigest()
@@ -777,13 +779,13 @@ class Register:
 
     def sealed_digest(self, meta_keys: list[str], seal_format: int = SEAL_FORMAT,
                       table_digests: dict[str, tuple[list[str], bytes]] | None = None,
-                      tap: ColumnTap | None = None) -> str:
+                      taps: tuple[ColumnTap, ...] = ()) -> str:
         """The digest of the sealed contents as they are now (see `sealed_digest`), read in
         one read transaction (one snapshot, however many queries)."""
         with self._reading() as connection:
             if not connection.in_transaction:
                 connection.execute("BEGIN")
-            return sealed_digest(connection, meta_keys, seal_format, table_digests, tap)
+            return sealed_digest(connection, meta_keys, seal_format, table_digests, taps)
 
     def root_hash(self) -> str:
         """The chain value of the `created` event: what the seal receipt records."""

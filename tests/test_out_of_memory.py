@@ -41,7 +41,7 @@ def test_assign_out_of_memory_says_so_and_leaves_no_folder(monkeypatch, tmp_path
 
 
 @pytest.mark.parametrize("target", ["evalkit.audit.verify.compute_assignment",
-                                    "evalkit.audit.verify.turnover_differences"])
+                                    "evalkit.audit.verify.turnover_differences_but_sequence"])
 def test_verify_out_of_memory_changes_nothing(monkeypatch, fresh_run: Path, target: str) -> None:
     before = folder_state(fresh_run)
     result = run_out_of_memory(monkeypatch, target, ["verify", str(fresh_run)])

@@ -214,3 +214,57 @@ def test_slot_commitments_at_once_equal_one_at_a_time() -> None:
     strata, slots, groups = ["North|N01", "Wales|é"], [1, 250], ["Treatment", "Control"]
     assert slot_commitments(key, strata, slots, groups) == [
         slot_commitment(key, *row) for row in zip(strata, slots, groups, strict=True)]
+
+
+@pytest.mark.parametrize("beside", [False, True])
+def test_verify_with_the_key_finds_an_altered_slot_in_turn_or_beside(run, key_file, beside,
+                                                                     monkeypatch) -> None:
+    """The sequence is checked on the integrity side (a worker, for large runs) from the
+    stored strata; the report is the same as when it is checked after the recomputation."""
+    from evalkit.audit import verify as verify_module
+    from evalkit.audit.verify import verify_allocation
+
+    monkeypatch.setattr(verify_module, "INTEGRITY_BESIDE_ROWS", 0 if beside else 10**9)
+    assert verify_allocation(run, key_file=key_file).matches
+    with sqlite3.connect(register_path(run)) as connection:
+        stratum, slot = connection.execute(
+            f"SELECT stratum, slot FROM {SEQUENCE_TABLE} ORDER BY rowid LIMIT 1 OFFSET 5"
+        ).fetchone()
+        connection.execute(f"UPDATE {SEQUENCE_TABLE} SET commitment = ? WHERE stratum = ? "
+                           "AND slot = ?", ("0" * 64, stratum, slot))
+    report = verify_allocation(run, key_file=key_file)
+    assert [d for d in report.differences if d.startswith("joiner sequence")] == [
+        f"joiner sequence: stratum {stratum!r} slot {slot}: the stored commitment is not the "
+        "key's (the slot was altered)"]
+
+
+def test_a_sequence_check_made_from_other_strata_is_redone_not_trusted(run, key_file) -> None:
+    from evalkit.audit.sequence_check import (
+        SequenceCheck,
+        check_sequence_beside,
+        sequence_report,
+    )
+
+    register = Register.open(run)
+    beside = check_sequence_beside(register, Path(register.manifest["config"]["path"]),
+                                   key_file)
+    assert beside is not None and beside.differences == []
+    allocation, key = register.table("allocation"), read_key(key_file)
+    forged = SequenceCheck(beside.design_digest, beside.key_fingerprint,
+                           {s: n + 1 for s, n in beside.sizes.items()}, ["forged"])
+    assert sequence_report(register, register.design, allocation, key, forged) == []
+    same = SequenceCheck(beside.design_digest, beside.key_fingerprint, beside.sizes, ["kept"])
+    assert sequence_report(register, register.design, allocation, key, same) == ["kept"]
+    assert sequence_report(register, register.design, allocation, None, same) == []
+
+
+def test_stratum_sizes_counted_from_the_seal_read_equal_the_allocations(run) -> None:
+    from evalkit.allocation.joiner_sequence import stratum_sizes
+    from evalkit.audit.sequence_check import StoredStratumSizes
+    from evalkit.register import ColumnTap
+
+    register = Register.open(run)
+    counted = StoredStratumSizes(register.manifest["strata"])
+    register.sealed_digest(["design"], 2, {}, (ColumnTap("allocation", counted.feed),))
+    assert counted.sizes() == stratum_sizes(register.design, register.table("allocation"))
+    assert len(counted.sizes()) > 1

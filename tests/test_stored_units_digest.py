@@ -37,7 +37,7 @@ def _tapped(path: Path, chunk: int) -> str | None:
     tap = StoredUnitsDigest(COLUMNS)
     with mock.patch.object(register_module, "_DIGEST_CHUNK", chunk), \
             contextlib.closing(sqlite3.connect(path)) as connection:
-        sealed_digest(connection, [], 2, {}, ColumnTap("units", tap.feed))
+        sealed_digest(connection, [], 2, {}, (ColumnTap("units", tap.feed),))
     return tap.hexdigest()
 
 

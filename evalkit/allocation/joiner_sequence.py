@@ -162,10 +162,12 @@ def _rounds_in(design: TrialDesign, allocation: pd.DataFrame, stored: pd.DataFra
     return rounds
 
 
-def sequence_covering(design: TrialDesign, allocation: pd.DataFrame,
-                      needed: dict[str, int], key: bytes) -> pd.DataFrame:
-    """The shortest recomputed sequence with at least `needed[stratum]` slots in each stratum."""
-    sizes = stratum_sizes(design, allocation)
+def sequence_covering(design: TrialDesign, allocation: pd.DataFrame | None,
+                      needed: dict[str, int], key: bytes,
+                      sizes: dict[str, int] | None = None) -> pd.DataFrame:
+    """The shortest recomputed sequence with at least `needed[stratum]` slots in each stratum
+    (`sizes`: the allocation's `stratum_sizes`, when already counted)."""
+    sizes = stratum_sizes(design, allocation) if sizes is None else sizes
     rounds = 1
     while True:
         frame = generate_sequence(design, sizes, key, rounds)

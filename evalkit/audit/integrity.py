@@ -67,10 +67,10 @@ def chain_differences(register: Register) -> list[str]:
 
 def seal_differences(register: Register,
                      table_digests: dict[str, tuple[list[str], bytes]] | None = None,
-                     tap: ColumnTap | None = None) -> list[str]:
+                     taps: tuple[ColumnTap, ...] = ()) -> list[str]:
     """The sealed contents must still have the digest recorded when they were sealed (and,
-    given `table_digests`, each sealed table's digest as read, see `sealed_digest`; `tap`
-    sees one table's cells as they are read)."""
+    given `table_digests`, each sealed table's digest as read, see `sealed_digest`; `taps`
+    see their tables' cells as they are read)."""
     rows = register.query("SELECT kind, detail FROM events ORDER BY id LIMIT 1")
     if not rows or rows[0][0] != "created":
         return ["events: the first event is not `created` (the seal event is gone)"]
@@ -78,7 +78,7 @@ def seal_differences(register: Register,
     if "sealed" not in detail:
         return []
     current = register.sealed_digest(detail.get("sealed_meta", ["design", "manifest"]),
-                                     detail.get("seal_format", 1), table_digests, tap)
+                                     detail.get("seal_format", 1), table_digests, taps)
     if current == detail["sealed"]:
         return []
     return ["seal: the sealed contents (stored design, manifest, units or allocation) were "

@@ -96,13 +96,15 @@ def slot_differences(design: TrialDesign, allocation: pd.DataFrame,
 
 
 def sequence_differences(register: Register, design: TrialDesign,
-                         allocation: pd.DataFrame, key: bytes | None = None) -> list[str]:
-    """The stored commitments must be those of the sequence recomputed from the key."""
+                         allocation: pd.DataFrame | None, key: bytes | None = None,
+                         sizes: dict[str, int] | None = None) -> list[str]:
+    """The stored commitments must be those of the sequence recomputed from the key (for
+    the allocation's strata, or the stratum `sizes` when given)."""
     if design.trial.unit != "staff" or not register.has_table(SEQUENCE_TABLE) or key is None:
         return []
     stored = register.table(SEQUENCE_TABLE)
     lengths = stored.groupby("stratum").size().to_dict()
-    recomputed = commit(sequence_covering(design, allocation, lengths, key), key)
+    recomputed = commit(sequence_covering(design, allocation, lengths, key, sizes), key)
     merged = stored.merge(recomputed, on=["stratum", "slot"], how="left", suffixes=("", "_key"))
     changed = merged[merged["commitment"] != merged["commitment_key"]]
     return [f"joiner sequence: stratum {r.stratum!r} slot {r.slot}: the stored commitment is "
@@ -150,11 +152,19 @@ def _cell_differences(ids: np.ndarray, column: str, have: np.ndarray,
 def turnover_differences(register: Register, design: TrialDesign, allocation: pd.DataFrame,
                          original_staff: pd.DataFrame, key: bytes | None = None) -> list[str]:
     """All turnover checks for `verify` (empty when everything replays exactly)."""
+    slots, stored = turnover_differences_but_sequence(register, design, allocation,
+                                                      original_staff, key)
+    return slots + sequence_differences(register, design, allocation, key) + stored
+
+
+def turnover_differences_but_sequence(register: Register, design: TrialDesign,
+                                      allocation: pd.DataFrame, original_staff: pd.DataFrame,
+                                      key: bytes | None = None) -> tuple[list[str], list[str]]:
+    """The turnover checks that come before and after the sequence's in the report: the
+    joiners' slots, and the stored staff table against the replayed events."""
     events = _turnover_events(register)
-    differences = slot_differences(design, allocation, events, key)
-    differences += sequence_differences(register, design, allocation, key)
-    differences += stored_table_differences(register, replay(original_staff, events))
-    return differences
+    return (slot_differences(design, allocation, events, key),
+            stored_table_differences(register, replay(original_staff, events)))
 
 
 def stored_table_differences(register: Register, expected: pd.DataFrame) -> list[str]:

@@ -27,7 +27,13 @@ from evalkit.audit.integrity import (
     stored_design_differences,
     trigger_differences,
 )
-from evalkit.audit.replay import turnover_differences
+from evalkit.audit.replay import turnover_differences_but_sequence
+from evalkit.audit.sequence_check import (
+    SequenceCheck,
+    StoredStratumSizes,
+    check_sequence_beside,
+    sequence_report,
+)
 from evalkit.audit.stored_units import StoredUnitsDigest
 from evalkit.io.files import sha256_file, source_file
 from evalkit.io.parallel import in_worker, run_beside
@@ -143,24 +149,30 @@ class _Integrity:
     table_digests: dict[str, tuple[list[str], bytes]]
     units_columns: list[str]
     units_differences: list[str]
+    sequence: SequenceCheck | None = None
 
 
-def _integrity(register: Register, directory: Path, root_hash: str | None) -> _Integrity:
-    """Everything about the register and its files that needs no recomputation."""
+def _integrity(register: Register, directory: Path, root_hash: str | None,
+               design_path: Path, key_file: Path | None) -> _Integrity:
+    """Everything about the register and its files that needs no recomputation, and the
+    joiner sequence's check (see `evalkit.audit.sequence_check`)."""
     kill_point("verify:integrity" + (" (worker)" if in_worker() else ""))
     digests: dict[str, tuple[list[str], bytes]] = {}
     manifest = register.manifest
     columns = ["unit_id", *manifest.get("strata", []), *manifest.get("balance_covariates", [])]
-    units = StoredUnitsDigest(columns)  # the stored units' digest, from the seal's read
+    units = StoredUnitsDigest(columns)  # from the seal's read: the stored units' digest ...
+    strata = StoredStratumSizes(manifest.get("strata", []))  # ... and stratum sizes
     differences = trigger_differences(register) + chain_differences(register)
-    differences += seal_differences(register, digests, ColumnTap("units", units.feed))
+    differences += seal_differences(register, digests, (ColumnTap("units", units.feed),
+                                                        ColumnTap("allocation", strata.feed)))
     differences += receipt_differences(register, root_hash)
     changed, notes = artefact_differences(register, directory)
     if not register.root_hash():
         notes.append("this register predates hash-chained events and file hashes: only the "
                      "allocation itself was recomputed")
     return _Integrity(differences + changed, notes, digests, columns, _stored_units_differences(
-        register, columns, manifest["units_sha256"], units.hexdigest()))
+        register, columns, manifest["units_sha256"], units.hexdigest()),
+        check_sequence_beside(register, design_path, key_file, strata.sizes()))
 
 
 @dataclass
@@ -171,12 +183,15 @@ class _Recomputed:
 
     before_units: list[str]
     before_allocation: list[str]
-    after_allocation: list[str]
+    slots: list[str]  # after the allocation: joiners' slots, then the sequence (not here)
+    staff_table: list[str]  # and the stored staff table last
     notes: list[str]
     summary: str
     unit_columns: list[str]
     allocation: pd.DataFrame
     allocation_digest: bytes | None
+    design: TrialDesign
+    key: bytes | None
 
 
 # From this many units, the integrity checks (which read every sealed cell and hash every
@@ -194,9 +209,10 @@ def verify_allocation(directory: Path, config: Path | None = None, pdus: Path | 
     register = Register.open(directory, readonly=True)
     manifest = register.manifest
     expected_root = read_receipt(receipt) if receipt is not None else root_hash
+    design_path = _design_path(manifest, config)
 
     def integrity() -> _Integrity:
-        return _integrity(register, Path(directory), expected_root)
+        return _integrity(register, Path(directory), expected_root, design_path, key_file)
 
     def recomputation() -> _Recomputed:
         return _recomputation(register, config, pdus, staff, key_file)
@@ -206,8 +222,11 @@ def verify_allocation(directory: Path, config: Path | None = None, pdus: Path | 
     else:
         checked, recomputed = run_beside(integrity, recomputation)
     units, allocation = _stored_comparisons(register, checked, recomputed)
+    sequence = sequence_report(register, recomputed.design, recomputed.allocation,
+                               recomputed.key, checked.sequence)
     differences = (checked.differences + recomputed.before_units + units
-                   + recomputed.before_allocation + allocation + recomputed.after_allocation)
+                   + recomputed.before_allocation + allocation + recomputed.slots + sequence
+                   + recomputed.staff_table)
     notes = checked.notes + recomputed.notes
     matches = not differences
     summary = (f"{recomputed.summary} (design file) with {manifest['algorithm']}: "
@@ -221,7 +240,7 @@ def _recomputation(register: Register, config: Path | None, pdus: Path | None,
     """Recompute the allocation from the design file and inputs, and compare it and the
     turnover since with the register (all but the stored units and allocation)."""
     manifest = register.manifest
-    design_path = Path(config) if config is not None else Path(manifest["config"]["path"])
+    design_path = _design_path(manifest, config)
     pdus_path = _recorded_path(manifest, "pdus", pdus)
     staff_path = _recorded_path(manifest, "staff", staff)
     differences: list[str] = []
@@ -239,12 +258,17 @@ def _recomputation(register: Register, config: Path | None, pdus: Path | None,
     manifest_changes = manifest_differences(manifest, build_manifest(
         design_path, design, roster, units, allocation))
     del units  # verify holds several tables of every unit: free each as soon as it is checked
-    turnover = turnover_differences(register, design, allocation.table,
-                                    staff_allocation(design, roster, allocation), key)
-    return _Recomputed(differences, manifest_changes, turnover, notes,
+    slots, staff_table = turnover_differences_but_sequence(
+        register, design, allocation.table, staff_allocation(design, roster, allocation), key)
+    return _Recomputed(differences, manifest_changes, slots, staff_table, notes,
                        f"{len(allocation.table)} units recomputed from seed "
                        f"{design.trial.seed}", unit_columns, allocation.table,
-                       frame_digest(allocation.table))
+                       frame_digest(allocation.table), design, key)
+
+
+def _design_path(manifest: dict, config: Path | None) -> Path:
+    """The design file: the one given, else the one the manifest recorded."""
+    return Path(config) if config is not None else Path(manifest["config"]["path"])
 
 
 def _stored_comparisons(register: Register, checked: _Integrity,
