@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -210,6 +210,8 @@ def test_pdu_level_designs_need_no_key(small_pdu_run, tmp_path) -> None:
 
 
 @settings(max_examples=150)
+@example(key=bytes(64), rows=[("North | N01", 1, "Control")])
+@example(key=bytes(range(65)), rows=[("North | N01", 1, "Control")])
 @given(key=st.binary(min_size=0, max_size=130),
        rows=st.lists(st.tuples(st.text(alphabet=st.characters(blacklist_categories=["Cs"])),
                                st.integers(0, 10**9), st.text(max_size=12)), max_size=8))
