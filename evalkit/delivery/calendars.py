@@ -3,7 +3,9 @@
 Each calendar has the window's opening and closing as all-day events, a reminder before the
 window closes, and one event per configured session inside the window (with its places).
 Descriptions are plain text: Outlook and Google show Markdown literally, so the guidance's
-headings, bold and links are turned into plain lines first.
+headings, bold and links are turned into plain lines first. The text is written here, as
+icalendar wrote it (the same bytes: tests/test_calendar_text.py), without its ~40 ms import
+and its per-character folding.
 """
 
 from __future__ import annotations
@@ -12,14 +14,10 @@ import datetime as dt
 import html
 import re
 import uuid
-from typing import TYPE_CHECKING
 
 import evalkit
 from evalkit.delivery.instructions import day_text
 from evalkit.trial.design import CourseSpec, SessionSpec, TrialDesign
-
-if TYPE_CHECKING:  # icalendar (~40 ms to import) is imported only when calendars are built
-    from icalendar import Alarm, Calendar, Event
 
 UID_NAMESPACE = uuid.UUID("5d1c2b0e-4f6a-4c1e-9a57-3e2f8d9b6c41")
 EVENTS = ("opens", "closes")
@@ -63,41 +61,32 @@ def _stamp(created_at: str | None) -> dt.datetime:
 
 
 def _all_day(uid: str, day: dt.date, summary: str, description: str,
-             stamp: dt.datetime) -> Event:
-    from icalendar import Event
-
-    event = Event()
-    event.add("uid", uid)
-    event.add("dtstamp", stamp)
-    event.add("dtstart", day)
-    event.add("dtend", day + dt.timedelta(days=1))
-    event.add("summary", summary)
-    event.add("description", description)
-    event.add("transp", "TRANSPARENT")
-    return event
+             stamp: dt.datetime) -> list[str]:
+    """An all-day VEVENT's opening and properties, in icalendar's order (its canonical ones,
+    then the rest alphabetically); the caller adds any further ones and the END line."""
+    return ["BEGIN:VEVENT", f"SUMMARY:{_text(summary)}", f"DTSTART;VALUE=DATE:{_day(day)}",
+            f"DTEND;VALUE=DATE:{_day(day + dt.timedelta(days=1))}",
+            f"DTSTAMP:{_day(stamp)}T{stamp.hour:02d}{stamp.minute:02d}{stamp.second:02d}Z",
+            f"UID:{_text(uid)}", f"DESCRIPTION:{_text(description)}", "TRANSP:TRANSPARENT"]
 
 
-def _reminder(course: str, group: str, end: dt.date) -> Alarm:
-    from icalendar import Alarm
-
-    alarm = Alarm()
-    alarm.add("action", "DISPLAY")
-    alarm.add("trigger", dt.timedelta(days=-REMINDER_DAYS))
-    alarm.add("description", f"{course}: the {group} booking window closes on {day_text(end)}. "
-                             "Book your place now if you have not.")
-    return alarm
+def _reminder(course: str, group: str, end: dt.date) -> list[str]:
+    text = (f"{course}: the {group} booking window closes on {day_text(end)}. "
+            "Book your place now if you have not.")
+    return ["BEGIN:VALARM", "ACTION:DISPLAY", f"DESCRIPTION:{_text(text)}",
+            f"TRIGGER:-P{REMINDER_DAYS}D", "END:VALARM"]
 
 
 def _window_event(design: TrialDesign, group: str, course: str, which: str, day: dt.date,
-                  guidance: str, stamp: dt.datetime) -> Event:
+                  guidance: str, stamp: dt.datetime) -> list[str]:
     uid = event_uid(design.trial.name, group, course, which)
     description = (f"The {group} booking window for {course} {which} on {day_text(day)}."
                    + (f"\n\n{guidance}" if guidance else ""))
     event = _all_day(uid, day, f"{course}: booking window {which} ({group})", description,
                      stamp)
     if which == "closes":
-        event.add_component(_reminder(course, group, day))
-    return event
+        event += _reminder(course, group, day)
+    return [*event, "END:VEVENT"]
 
 
 def sessions_in_window(course: CourseSpec, group: str) -> list[SessionSpec]:
@@ -107,7 +96,7 @@ def sessions_in_window(course: CourseSpec, group: str) -> list[SessionSpec]:
 
 
 def _session_event(design: TrialDesign, group: str, course: str, session: SessionSpec,
-                   stamp: dt.datetime) -> Event:
+                   stamp: dt.datetime) -> list[str]:
     where = f" ({session.region} only)" if session.region else ""
     uid = event_uid(design.trial.name, group, course,
                     f"session|{session.date.isoformat()}|{session.region or ''}")
@@ -115,28 +104,24 @@ def _session_event(design: TrialDesign, group: str, course: str, session: Sessio
                    f"places{where}. Book it on the learning platform; places are limited.")
     event = _all_day(uid, session.date, f"{course}: session, {session.places} places{where}",
                      description, stamp)
-    event.add("x-evalkit-places", str(session.places))
-    return event
+    return [*event, f"X-EVALKIT-PLACES:{_text(str(session.places))}", "END:VEVENT"]
 
 
 def build_calendar(design: TrialDesign, group: str, course: str, guidance: str,
-                   stamp: dt.datetime) -> Calendar:
+                   stamp: dt.datetime) -> bytes:
     """One calendar: the window's opening and closing days and its sessions."""
-    from icalendar import Calendar
-
     spec = next(c for c in design.courses if c.name == course)
     start, end = spec.windows[group]
-    calendar = Calendar()
-    calendar.add("prodid", f"-//evalkit//{evalkit.__version__}//EN")
-    calendar.add("version", "2.0")
-    calendar.add("calscale", "GREGORIAN")
-    calendar.add("x-wr-calname", f"{design.trial.name}: {course} ({group})")
+    lines = ["BEGIN:VCALENDAR", "VERSION:2.0",
+             f"PRODID:{_text(f'-//evalkit//{evalkit.__version__}//EN')}", "CALSCALE:GREGORIAN",
+             f"X-WR-CALNAME:{_text(f'{design.trial.name}: {course} ({group})')}"]
     text = plain_text(guidance)
     for which, day in zip(EVENTS, (start, end), strict=True):
-        calendar.add_component(_window_event(design, group, course, which, day, text, stamp))
+        lines += _window_event(design, group, course, which, day, text, stamp)
     for session in sessions_in_window(spec, group):
-        calendar.add_component(_session_event(design, group, course, session, stamp))
-    return calendar
+        lines += _session_event(design, group, course, session, stamp)
+    lines.append("END:VCALENDAR")
+    return ("\r\n".join(map(_fold, lines)) + "\r\n").encode("utf-8")
 
 
 def build_calendars(design: TrialDesign, guidance: dict[str, str],
@@ -145,7 +130,57 @@ def build_calendars(design: TrialDesign, guidance: dict[str, str],
     when = _stamp(stamp)
     return {
         calendar_name(group, course.name):
-            build_calendar(design, group, course.name, guidance.get(group, ""), when).to_ical()
+            build_calendar(design, group, course.name, guidance.get(group, ""), when)
         for course in design.courses
         for group in course.windows
     }
+
+
+def _day(day: dt.date) -> str:
+    return f"{day.year:04d}{day.month:02d}{day.day:02d}"
+
+
+def _text(value: str) -> str:
+    """A TEXT value escaped as RFC 5545 asks (the replacements, in icalendar's order)."""
+    return (value.replace(r"\N", "\n").replace("\\", "\\\\").replace(";", r"\;")
+            .replace(",", r"\,").replace("\r\n", r"\n").replace("\n", r"\n")
+            .replace("\r", r"\n"))
+
+
+FOLD_OCTETS = 75  # a content line's longest, its line break aside (RFC 5545 3.1)
+
+
+def _fold(line: str) -> str:
+    """A content line folded as icalendar folds it: under 75 octets a piece, and never just
+    after a backslash or caret (an escape is not split), the piece then ending one earlier."""
+    if line.isascii():
+        if len(line) < FOLD_OCTETS:
+            return line
+        pieces, start = [], 0
+        while len(line) - start >= FOLD_OCTETS:
+            end = start + FOLD_OCTETS - 1
+            if line[end - 1] in "\\^":
+                end -= 1
+            pieces.append(line[start:end])
+            start = end
+        return "\r\n ".join([*pieces, line[start:]])
+    return _fold_by_octets(line)
+
+
+def _fold_by_octets(line: str) -> str:
+    """`_fold` for lines with characters of several UTF-8 octets, a character at a time."""
+    pieces: list[str] = []
+    current: list[str] = []
+    octets = 0
+    for char in line:
+        size = len(char.encode("utf-8"))
+        if current and octets + size >= FOLD_OCTETS:
+            carried = current.pop() if len(current) > 1 and current[-1] in "\\^" else None
+            pieces.append("".join(current))
+            current = [carried] if carried else []
+            octets = len(carried.encode("utf-8")) if carried else 0
+        current.append(char)
+        octets += size
+    if current:
+        pieces.append("".join(current))
+    return "\r\n ".join(pieces)
