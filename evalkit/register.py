@@ -193,8 +193,8 @@ def frame_digest(frame: pd.DataFrame) -> bytes | None:
         connection.execute(pd.io.sql.get_schema(frame, "frame"))
         declared = list(_declared_types(connection, "frame").values())
     digest = TableDigest(frame.shape[1])
-    for columns in _sql_chunks(frame):
-        if not _feed_if_stored_as_bound(digest, declared, columns):
+    for columns, kinds in _sql_chunks(frame):
+        if not _feed_if_stored_as_bound(digest, declared, columns, kinds):
             return None
     return digest.digest()
 
@@ -361,10 +361,10 @@ def _write_frame(connection: sqlite3.Connection, name: str, frame: pd.DataFrame,
     connection.execute(pd.io.sql.get_schema(frame, name))
     declared = list(_declared_types(connection, name).values())
     exact = True
-    for columns in _sql_chunks(frame):
+    for columns, kinds in _sql_chunks(frame):
         _insert_rows(connection, name, columns)
         if digest is not None and exact:
-            exact = _feed_if_stored_as_bound(digest, declared, columns)
+            exact = _feed_if_stored_as_bound(digest, declared, columns, kinds)
     return exact
 
 
@@ -396,11 +396,38 @@ def _insert_rows(connection: sqlite3.Connection, name: str, columns: list[list[A
                            flat[whole * width:])
 
 
-def _sql_chunks(frame: pd.DataFrame) -> Iterator[list[list[Any]]]:
-    """The frame's columns as SQLite values (`_sql_values`), _WRITE_CHUNK rows at a time."""
+def _sql_chunks(frame: pd.DataFrame) -> Iterator[tuple[list[list[Any]], list[set[type]]]]:
+    """The frame's columns as SQLite values with their sets of value types (`_sql_column`),
+    _WRITE_CHUNK rows at a time."""
     for start in range(0, len(frame), _WRITE_CHUNK):
         chunk = frame.iloc[start:start + _WRITE_CHUNK]
-        yield [_sql_values(chunk.iloc[:, i]) for i in range(chunk.shape[1])]
+        columns = [_sql_column(chunk.iloc[:, i]) for i in range(chunk.shape[1])]
+        yield [values for values, _ in columns], [kinds for _, kinds in columns]
+
+
+class _NegativeZero:
+    """Stands in a column's set of value types for a -0.0 among its floats: SQLite stores
+    -0.0 as the integer 0 (it reads back as 0.0), so such a column is not stored as bound."""
+
+
+def _sql_column(series: pd.Series) -> tuple[list[Any], set[type]]:
+    """A column's SQLite values (`_sql_values`) and the set of their types, told by the
+    dtype where it can be (no call per cell for numbers and pandas text columns), plus
+    `_NegativeZero` when a float is -0.0."""
+    values = _sql_values(series)
+    dtype = series.dtype
+    if not values:
+        return values, set()
+    if isinstance(dtype, np.dtype) and dtype.kind in "iu":
+        return values, {int}
+    if isinstance(dtype, pd.StringDtype):
+        return values, {str, type(None)} if series.hasnans else {str}
+    kinds = set(map(type, values))
+    numbers = series.to_numpy() if isinstance(dtype, np.dtype) and dtype.kind == "f" \
+        else values if float in kinds else None
+    if numbers is not None and _has_negative_zero(numbers):
+        kinds.add(_NegativeZero)
+    return values, kinds
 
 
 # Bound values SQLite stores unchanged under a column's declared type (type affinity).
@@ -409,16 +436,13 @@ _STORED_AS_BOUND = {"TEXT": {str, type(None)}, "INTEGER": {int, type(None)},
 
 
 def _feed_if_stored_as_bound(digest: TableDigest, declared: list[str],
-                             columns: list[list[Any]]) -> bool:
-    """Feed the digest the values just bound, if SQLite stored each one unchanged; else
-    False (the caller digests what SQLite stored instead)."""
-    kinds = [set(map(type, values)) for values in columns]
+                             columns: list[list[Any]], kinds: list[set[type]]) -> bool:
+    """Feed the digest the values just bound (`kinds`: each column's value types, see
+    `_kinds`), if SQLite stored each one unchanged; else False (the caller digests what
+    SQLite stored instead)."""
     if not all(found <= _STORED_AS_BOUND.get(kind, set())
                for kind, found in zip(declared, kinds, strict=True)):
-        return False
-    if any(_has_negative_zero(values) for kind, values in zip(declared, columns, strict=True)
-           if kind == "REAL"):
-        return False  # SQLite stores -0.0 as the integer 0: it reads back as 0.0
+        return False  # e.g. a -0.0, which SQLite stores as the integer 0
     try:
         digest.add_columns(columns, kinds)
     except OverflowError:  # an integer beyond 64 bits: SQLite stored it some other way
@@ -426,9 +450,9 @@ def _feed_if_stored_as_bound(digest: TableDigest, declared: list[str],
     return True
 
 
-def _has_negative_zero(values: list[float | None]) -> bool:
-    """True when a REAL column's values hold -0.0 (None reads as NaN here, not zero)."""
-    numbers = np.array(values, dtype=float)
+def _has_negative_zero(values: Any) -> bool:
+    """True when a column's numbers hold -0.0 (None reads as NaN here, not zero)."""
+    numbers = np.asarray(values, dtype=float)
     return bool(np.any((numbers == 0) & np.signbit(numbers)))
 
 
@@ -443,7 +467,12 @@ def _sql_values(series: pd.Series) -> list[Any]:
     if isinstance(series.dtype, np.dtype) and series.dtype.kind in "iub":
         return series.tolist()
     if isinstance(series.dtype, np.dtype) and series.dtype.kind == "f":
-        return [None if value != value else value for value in series.tolist()]
+        numbers = series.to_numpy()
+        missing = np.isnan(numbers)
+        if not missing.any():
+            return numbers.tolist()
+        return [None if gap else value for value, gap in zip(numbers.tolist(),
+                                                              missing.tolist(), strict=True)]
     missing = series.isna()
     clean = series.astype(object)
     if missing.any():
