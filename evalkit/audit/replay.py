@@ -35,7 +35,8 @@ def replay(original: pd.DataFrame, events: list[tuple[str, dict]]) -> pd.DataFra
     known ID replaces that row in place, a new ID is appended), then rows sort by staff ID.
     """
     columns = {c: _text(original[c]) for c in STAFF_COLUMNS}
-    position = dict(zip(columns["staff_id"].tolist(), range(len(original)), strict=True))
+    position = dict(zip(columns["staff_id"].tolist(), range(len(original)), strict=True)) \
+        if events else {}
     changed: dict[int, dict[str, str]] = {}
     added: dict[str, dict[str, str]] = {}
     for kind, detail in events:
@@ -59,6 +60,8 @@ def replay(original: pd.DataFrame, events: list[tuple[str, dict]]) -> pd.DataFra
     if added:
         frame = pd.concat([frame, pd.DataFrame(list(added.values()), columns=STAFF_COLUMNS,
                                                dtype=object)], ignore_index=True)
+    if frame["staff_id"].is_monotonic_increasing:  # already in ID order (no sort needed)
+        return frame
     return frame.sort_values("staff_id", kind="stable").reset_index(drop=True)
 
 
