@@ -105,7 +105,7 @@ def sequence_differences(register: Register, design: TrialDesign,
     the allocation's strata, or the stratum `sizes` when given)."""
     if design.trial.unit != "staff" or not register.has_table(SEQUENCE_TABLE) or key is None:
         return []
-    stored = register.table(SEQUENCE_TABLE)
+    stored = register.table(SEQUENCE_TABLE, ["stratum", "slot", "commitment"])
     lengths = stored.groupby("stratum").size().to_dict()
     recomputed = commit(sequence_covering(design, allocation, lengths, key, sizes), key)
     merged = stored.merge(recomputed, on=["stratum", "slot"], how="left", suffixes=("", "_key"))
