@@ -378,3 +378,37 @@ def test_verify_fails_when_the_stored_sequence_is_altered(fresh_staff_run, staff
     result = runner.invoke(app, ["verify", str(fresh_staff_run), "--key-file", str(staff_key)])
     assert result.exit_code == 1
     assert "joiner sequence" in result.output
+
+
+def _sequence_slot_by_slot(design, sizes, key, rounds=1):
+    """The sequence as first written: one row appended per slot, then sorted."""
+    from evalkit.allocation.joiner_sequence import (
+        JOINER_PURPOSE,
+        _shuffled_block,
+        derived_seed,
+    )
+    from evalkit.allocation.randomise import RandomStream
+
+    arms = [arm.name for arm in design.randomised_arms]
+    ratios = [arm.ratio for arm in design.randomised_arms]
+    stream = RandomStream(derived_seed(key, "joiner sequence"), purpose=JOINER_PURPOSE)
+    filled, blocks, rows = dict.fromkeys(sizes, 0), dict.fromkeys(sizes, 0), []
+    for _ in range(rounds):
+        for stratum in sorted(sizes):
+            target = filled[stratum] + slots_per_round(sizes[stratum])
+            while filled[stratum] < target:
+                blocks[stratum] += 1
+                for group in _shuffled_block(stream, arms, ratios):
+                    filled[stratum] += 1
+                    rows.append((stratum, filled[stratum], blocks[stratum], group))
+    frame = pd.DataFrame(rows, columns=["stratum", "slot", "block", "group"])
+    return frame.sort_values(["stratum", "slot"], kind="stable").reset_index(drop=True)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**40), ratios=ratios_strategy, sizes=sizes_strategy,
+       rounds=st.integers(1, 3))
+def test_the_sequence_built_by_stratum_equals_the_slot_by_slot_one(seed, ratios, sizes, rounds):
+    design = small_design(seed, ratios)
+    pd.testing.assert_frame_equal(generate_sequence(design, sizes, KEY, rounds),
+                                  _sequence_slot_by_slot(design, sizes, KEY, rounds))

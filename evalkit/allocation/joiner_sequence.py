@@ -63,19 +63,22 @@ def generate_sequence(design: TrialDesign, sizes: dict[str, int], key: bytes,
     arms = [arm.name for arm in design.randomised_arms]
     ratios = [arm.ratio for arm in design.randomised_arms]
     stream = RandomStream(derived_seed(key, "joiner sequence"), purpose=JOINER_PURPOSE)
-    filled = dict.fromkeys(sizes, 0)
-    blocks = dict.fromkeys(sizes, 0)
-    rows = []
+    slots: dict[str, list[str]] = {stratum: [] for stratum in sorted(sizes)}
+    block_of: dict[str, list[int]] = {stratum: [] for stratum in slots}
     for _ in range(rounds):
-        for stratum in sorted(sizes):
-            target = filled[stratum] + slots_per_round(sizes[stratum])
-            while filled[stratum] < target:
-                blocks[stratum] += 1
-                for group in _shuffled_block(stream, arms, ratios):
-                    filled[stratum] += 1
-                    rows.append((stratum, filled[stratum], blocks[stratum], group))
-    frame = pd.DataFrame(rows, columns=["stratum", "slot", "block", "group"])
-    return frame.sort_values(["stratum", "slot"], kind="stable").reset_index(drop=True)
+        for stratum, groups in slots.items():
+            blocks, target = block_of[stratum], len(groups) + slots_per_round(sizes[stratum])
+            while len(groups) < target:
+                block = _shuffled_block(stream, arms, ratios)
+                blocks.extend([(blocks[-1] if blocks else 0) + 1] * len(block))
+                groups.extend(block)
+    lengths = [len(groups) for groups in slots.values()]
+    return pd.DataFrame({  # stratum by stratum (sorted), slots in order: no sort needed
+        "stratum": [stratum for stratum, n in zip(slots, lengths, strict=True)
+                    for _ in range(n)],
+        "slot": [slot for n in lengths for slot in range(1, n + 1)],
+        "block": [block for blocks in block_of.values() for block in blocks],
+        "group": [group for groups in slots.values() for group in groups]})
 
 
 def commit(frame: pd.DataFrame, key: bytes) -> pd.DataFrame:
