@@ -65,3 +65,8 @@ def test_manifest_counts_are_the_grouped_counts(strata: list[str]) -> None:
     got = stratum_group_counts(table, strata)
     assert got == grouped_counts(table, strata)
     assert list(got) == sorted(got) and all(list(row) == sorted(row) for row in got.values())
+    from evalkit.allocation.assign import _counts_and_totals
+
+    totals = _counts_and_totals(table, strata)["totals"]
+    expected = {g: int(n) for g, n in table["group"].value_counts().sort_index().items()}
+    assert totals == expected and list(totals) == list(expected)

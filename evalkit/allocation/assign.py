@@ -169,8 +169,7 @@ def build_manifest(design_path: Path, design: TrialDesign, roster: Roster, units
         "inputs": {"pdus": _file_record(roster.pdus_path, len(roster.pdus)),
                    "staff": _file_record(roster.staff_path, len(roster.staff))},
         "units_sha256": units_digest(units, unit_columns),
-        "counts": stratum_group_counts(table, design.trial.strata),
-        "totals": {g: int(n) for g, n in table["group"].value_counts().sort_index().items()},
+        **_counts_and_totals(table, design.trial.strata),
         "created_at": now_utc(),
         "environment": {"python": platform.python_version(), "numpy": np.__version__,
                         "pandas": pd.__version__},
@@ -180,12 +179,21 @@ def build_manifest(design_path: Path, design: TrialDesign, roster: Roster, units
 def stratum_group_counts(table: pd.DataFrame, strata: list[str]) -> dict[str, dict[str, int]]:
     """Units per stratum and group, every group under every stratum (0 where none), both in
     sorted order: counted on integer codes, not on a text key per unit."""
+    return _counts_and_totals(table, strata)["counts"]
+
+
+def _counts_and_totals(table: pd.DataFrame, strata: list[str]) -> dict[str, dict]:
+    """The manifest's `counts` (see `stratum_group_counts`) and `totals` (units per group,
+    in sorted order), from one count on integer codes."""
     codes, keys = stratum_codes(table, strata)
     group_codes, groups = pd.factorize(table["group"], sort=True)
     counts = np.bincount(codes * len(groups) + group_codes,
                          minlength=len(keys) * len(groups)).reshape(len(keys), len(groups))
-    return {key: {str(group): int(n) for group, n in zip(groups, row, strict=True)}
-            for key, row in zip(keys, counts, strict=True)}
+    names = [str(group) for group in groups]
+    return {"counts": {key: {name: int(n) for name, n in zip(names, row, strict=True)}
+                       for key, row in zip(keys, counts, strict=True)},
+            "totals": {name: int(n) for name, n in zip(names, counts.sum(axis=0),
+                                                       strict=True)}}
 
 
 def compute_assignment(design_path: Path, pdus: Path | None = None, staff: Path | None = None,
