@@ -825,16 +825,22 @@ class Register:
             return ""
         return rows[0][0] if rows else ""
 
-    def record_artefacts(self, directory: Path, paths: list[Path]) -> None:
-        """Record the SHA-256 of files just written into the run folder."""
+    def record_artefacts(self, directory: Path, paths: list[Path],
+                         known: dict[str, str] | None = None) -> None:
+        """Record the SHA-256 of files just written into the run folder (`known`: digests
+        already taken by whoever wrote a file, by path relative to the folder)."""
+        known = known or {}
         with self.transaction() as connection:
             _upgrade(connection)
             last = connection.execute("SELECT MAX(id) FROM events").fetchone()[0] or 0
+            rows = []
+            for path in (Path(p) for p in paths if Path(p).is_file()):
+                relative = relative_to_folder(path, directory)
+                rows.append((relative, known.get(relative) or sha256_bytes_of(path), last,
+                             now_utc()))
             connection.executemany(
                 "INSERT OR REPLACE INTO artefacts (path, sha256, event_id, written_at) "
-                "VALUES (?, ?, ?, ?)",
-                [(relative_to_folder(p, directory), sha256_bytes_of(p), last, now_utc())
-                 for p in paths if Path(p).is_file()])
+                "VALUES (?, ?, ?, ?)", rows)
 
     def forget_artefacts(self, relative_paths: list[str]) -> None:
         """Drop the records of files a command removed on purpose."""

@@ -45,6 +45,7 @@ from evalkit.register import (
     Register,
     is_sealed,
     now_utc,
+    sha256_bytes_of,
     write_side_table,
 )
 from evalkit.trial.design import TrialDesign, load_design
@@ -269,30 +270,31 @@ SIDE_FILE = "staff_allocation.side.sqlite"
 
 def _register_and_csvs(staging: Path,
                        sealed: Callable[[], tuple[dict[str, pd.DataFrame], dict[str, Any]]],
-                       allocation: pd.DataFrame,
-                       staff: pd.DataFrame) -> tuple[dict[str, Path] | None, Register]:
+                       allocation: pd.DataFrame, staff: pd.DataFrame
+                       ) -> tuple[dict[str, Path] | None, dict[str, str], Register]:
     """Seal the register from the (tables, meta) `sealed()` makes, plus the staff table; for
     large runs, with the staff table and `table_csvs` written beside it by a forked worker
-    (which touches no database of this process's). Small runs leave the CSVs to
-    `export_allocation`."""
+    (which touches no database of this process's, and also hashes the CSVs it wrote: file
+    name -> SHA-256). Small runs leave the CSVs to `export_allocation`."""
     path = staging / REGISTER_FILE
     if max(len(allocation), len(staff)) < BESIDE_ROWS:
         tables, meta = sealed()
-        return None, Register.create(path, {**tables, "staff_allocation": staff}, meta)
+        return None, {}, Register.create(path, {**tables, "staff_allocation": staff}, meta)
 
-    def beside() -> dict[str, Path]:
+    def beside() -> tuple[dict[str, Path], dict[str, str]]:
         write_side_table(staging / SIDE_FILE, "staff_allocation", staff)
         kill_point("assign:beside" + (" (worker)" if in_worker() else ""))
-        return table_csvs(staging, allocation, staff)
+        written = table_csvs(staging, allocation, staff)
+        return written, {path.name: sha256_bytes_of(path) for path in written.values()}
 
     def seal() -> Register:
         kill_point("assign:sealing")
         tables, meta = sealed()
         return Register.create(path, tables, meta, copied_later=("staff_allocation",))
 
-    written, register = run_beside(beside, seal)
+    (written, digests), register = run_beside(beside, seal)
     register.copy_table(staging / SIDE_FILE, "staff_allocation")
-    return written, register
+    return written, digests, register
 
 
 def _write_outputs(directory: Path, design: TrialDesign, units: pd.DataFrame,
@@ -306,7 +308,7 @@ def _write_outputs(directory: Path, design: TrialDesign, units: pd.DataFrame,
     staging = Path(tempfile.mkdtemp(prefix=staging_prefix(directory), dir=directory.parent))
     try:
         stored_units = register_units(design, units)
-        written, register = _register_and_csvs(staging, lambda: (
+        written, digests, register = _register_and_csvs(staging, lambda: (
             {"units": stored_units, "allocation": allocation.table,
              **joiner_tables(design, allocation.table, key)},
             {"design": design.model_dump(mode="json"), "manifest": make_manifest(),
@@ -318,7 +320,7 @@ def _write_outputs(directory: Path, design: TrialDesign, units: pd.DataFrame,
             "units": stored_units})
         files["receipt"] = write_text(staging / RECEIPT_FILE,
                                       seal_receipt(manifest, design, register.root_hash()))
-        register.record_artefacts(staging, list(files.values()))
+        register.record_artefacts(staging, list(files.values()), digests)
         kill_point("assign:staged")
         os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes 0700: colleagues must read it
         _move_into_place(staging, directory)
