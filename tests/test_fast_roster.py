@@ -1,0 +1,214 @@
+"""The fast paths of roster reading and validation give what the cell-by-cell code gives.
+
+Each fast path (one split of a rectangular CSV, strip and blank checks on the cells joined on
+NUL, whitespace found by deleting bytes) is compared with the code it replaces, on generated
+inputs holding the awkward characters: Unicode spaces, tabs, line breaks, BOMs, delimiters,
+NULs, empty cells.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import tempfile
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from evalkit.allocation import roster
+from evalkit.errors import InputError
+from evalkit.io import files
+
+AWKWARD = [" ", "\t", "\xa0", "\u2028", "\u3000", "\x85", "\ufeff", "\x1f", "\x0b", "\x00",
+           "\r", "\n", ",", ";", "é", "A", "b", "1", "-", "ß", "İ", "\u200b", "\u2003"]
+PLAIN_TEXT = ["a", "B", "7", " ", "\xa0", "\u3000", "\u2028", "\x85", "\ufeff", "é", "ß", ";",
+              "\t", "_"]   # characters a plain (unquoted, no control character) CSV may hold
+cell_texts = st.text(alphabet=st.sampled_from(AWKWARD), max_size=6)
+cell_lists = st.lists(st.one_of(cell_texts, st.sampled_from(["", " ", "x", "X1", "a b"])),
+                      max_size=12)
+SETTINGS = settings(max_examples=300, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
+
+
+def old_stripped(cells: np.ndarray) -> np.ndarray:
+    """`_stripped` before the fast path, for a column that is not mostly repeated."""
+    return np.array([cell.strip() if isinstance(cell, str) else "" for cell in cells],
+                    dtype=object)
+
+
+def old_require_no_blanks(frame: pd.DataFrame, column: str, path: Path, what: str) -> None:
+    cells = frame[column].astype(str).tolist()
+    position = next((at for at, cell in enumerate(cells) if not cell or cell.isspace()), None)
+    if position is not None:
+        raise InputError(f"blank {what}; every row needs one", file=path,
+                         row=int(frame.index[position]) + 2, column=column)
+
+
+def old_require_plain_text(frame: pd.DataFrame, columns: list[str], path: Path) -> None:
+    for column in columns:
+        bad = frame[column].astype(str).str.contains(re.compile(r"[\t\r\n]"))
+        if bad.any():
+            position = int(bad.to_numpy().argmax())
+            raise InputError(f"{frame[column].iloc[position]!r} contains a tab or line break; "
+                             "retype the cell on one line", file=path,
+                             row=int(frame.index[position]) + 2, column=column)
+
+
+def outcome(function, *args) -> object:
+    """A call's result, or its error's message and place (or type, for another error)."""
+    try:
+        return function(*args)
+    except InputError as error:
+        return ("error", str(error), error.file, error.row, error.column)
+    except Exception as error:  # noqa: BLE001 - the old code's own failures must be the same
+        return ("crash", type(error).__name__, str(error))
+
+
+def pandas_columns(text: str, delimiter: str) -> list[list] | None:
+    """The cells pandas' C parser reads, as `_plain_csv_frame` called it before."""
+    try:
+        table = pd.read_csv(io.StringIO(text), sep=delimiter, header=None, dtype=object,
+                            na_filter=False, skip_blank_lines=False, engine="c",
+                            quoting=csv.QUOTE_NONE)
+    except (pd.errors.ParserError, ValueError):
+        return None
+    return [table[position].tolist() for position in table.columns]
+
+
+@st.composite
+def plain_csv_texts(draw) -> tuple[str, str]:
+    """A CSV text without quotes or control characters: mostly rectangular, sometimes not."""
+    delimiter = draw(st.sampled_from(list(files.DELIMITERS)))
+    alphabet = [c for c in PLAIN_TEXT if c != delimiter]
+    width = draw(st.integers(1, 4))
+    cell = st.text(alphabet=st.sampled_from(alphabet), max_size=4)
+    rows = draw(st.lists(st.lists(cell, min_size=width, max_size=width), min_size=1,
+                         max_size=8))
+    lines = [delimiter.join(row) for row in rows]
+    if draw(st.booleans()):   # a blank, short or long line somewhere
+        at = draw(st.integers(0, len(lines) - 1))
+        lines[at] = draw(st.sampled_from(["", lines[at] + delimiter, lines[at].partition(
+            delimiter)[0]]))
+    ending = draw(st.sampled_from(["\n", "\r\n"]))
+    text = ending.join(lines) + draw(st.sampled_from(["", ending, ending * 2, "\r"]))
+    return draw(st.sampled_from(["", "\ufeff"])) + text, delimiter
+
+
+@SETTINGS
+@given(plain_csv_texts())
+def test_rectangular_columns_are_what_pandas_reads(sample: tuple[str, str]) -> None:
+    text, delimiter = sample
+    columns = files.rectangular_columns(text, delimiter)
+    if columns is not None:
+        assert [column.tolist() for column in columns] == pandas_columns(text, delimiter)
+        assert all(column.dtype == object for column in columns)
+
+
+def test_rectangular_columns_split_the_usual_file() -> None:
+    text = "staff_id,grade\r\nA 1,PO\r\nb\xa0, SPO \r\n"
+    assert [c.tolist() for c in files.rectangular_columns(text, ",")] == [
+        ["staff_id", "A 1", "b\xa0"], ["grade", "PO", " SPO "]]
+    assert files.rectangular_columns("a,b\n1,2\n\n", ",") is None
+    assert files.rectangular_columns("a,b\n1\n", ",") is None
+    assert files.rectangular_columns("a\n1\n", ",") is None
+
+
+@SETTINGS
+@given(plain_csv_texts())
+def test_plain_csv_frame_equals_the_pandas_read(sample: tuple[str, str]) -> None:
+    text, delimiter = sample
+    fast = outcome(files._plain_csv_frame, text, delimiter, Path("staff.csv"), True)
+    with mock.patch.object(files, "rectangular_columns", lambda *args: None), \
+            mock.patch.object(files, "strip_changes_nothing", lambda cells: False):
+        slow = outcome(files._plain_csv_frame, text, delimiter, Path("staff.csv"), True)
+    if isinstance(slow, pd.DataFrame):
+        pd.testing.assert_frame_equal(fast, slow)
+        assert list(fast.index) == list(slow.index)
+    else:
+        assert fast == slow
+
+
+@SETTINGS
+@given(plain_csv_texts(), st.sampled_from(["utf-8", "utf-8-sig", "cp1252"]))
+def test_read_table_equals_the_cell_by_cell_read(sample: tuple[str, str], encoding: str) -> None:
+    text, _ = sample
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "staff.csv"
+        try:
+            path.write_bytes(text.encode(encoding))
+        except UnicodeEncodeError:
+            return
+        fast = outcome(files.read_table, path)
+        with mock.patch.object(files, "rectangular_columns", lambda *args: None), \
+                mock.patch.object(files, "strip_changes_nothing", lambda cells: False):
+            slow = outcome(files.read_table, path)
+    if isinstance(slow, pd.DataFrame):
+        pd.testing.assert_frame_equal(fast, slow)
+    else:
+        assert fast == slow
+
+
+@SETTINGS
+@given(cell_lists)
+def test_strip_changes_nothing_only_when_true(cells: list[str]) -> None:
+    if files.strip_changes_nothing(cells):
+        assert [cell.strip() for cell in cells] == cells
+    column = np.array(cells, dtype=object)
+    assert files._stripped(column).tolist() == old_stripped(column).tolist()
+
+
+def test_strip_changes_nothing_is_unsure_of_missing_cells() -> None:
+    assert not files.strip_changes_nothing(["a", float("nan")])
+    assert not files.strip_changes_nothing(["a\x00 ", "b"])
+    assert not files.strip_changes_nothing(["a", "b\x1f"])
+    assert files.strip_changes_nothing(["a b", "c", ""])
+    column = np.array(["x", np.nan, " y"], dtype=object)
+    assert files._stripped(column).tolist() == ["x", "", "y"]
+
+
+@SETTINGS
+@given(st.text(alphabet=st.sampled_from(AWKWARD + [chr(c) for c in range(0x20)]), max_size=20))
+def test_has_whitespace_is_isspace(text: str) -> None:
+    expected = any(character.isspace() for character in text)
+    assert roster.has_whitespace(text) == expected
+    if text.isascii():
+        assert files.has_ascii_whitespace(text) == expected
+
+
+@SETTINGS
+@given(cell_lists)
+def test_blank_and_plain_text_checks_agree_with_the_cell_by_cell_code(cells: list[str]) -> None:
+    frame = pd.DataFrame({"staff_id": cells}, dtype=object, index=range(3, 3 + len(cells)))
+    path = Path("staff.csv")
+    if roster.surely_no_blank(cells):
+        assert all(cell and not cell.isspace() for cell in cells)
+    assert outcome(roster.require_no_blanks, frame, "staff_id", path, "staff ID") == \
+        outcome(old_require_no_blanks, frame, "staff_id", path, "staff ID")
+    assert outcome(roster.require_plain_text, frame, ["staff_id"], path) == \
+        outcome(old_require_plain_text, frame, ["staff_id"], path)
+    series = frame["staff_id"]
+    assert roster.identity_keys(series).tolist() == [roster.identity_key(v) for v in cells]
+
+
+def test_surely_no_blank_is_unsure_of_what_it_cannot_see() -> None:
+    assert not roster.surely_no_blank([])
+    assert not roster.surely_no_blank([""])
+    assert not roster.surely_no_blank(["a", "", "b"])
+    assert not roster.surely_no_blank(["a", "\u3000"])
+    assert not roster.surely_no_blank(["a\x00", "b"])
+    assert not roster.surely_no_blank(["a", float("nan")])
+    assert roster.surely_no_blank(["a", "B7"])
+
+
+@pytest.mark.parametrize("cells", [["A1", "\xa0"], ["A1", " \t"], ["A1", ""], ["A1", "\u2028"]])
+def test_a_blank_id_is_found_at_its_row(cells: list[str]) -> None:
+    frame = pd.DataFrame({"staff_id": cells}, dtype=object, index=[0, 5])
+    with pytest.raises(InputError) as raised:
+        roster.require_no_blanks(frame, "staff_id", Path("staff.csv"), "staff ID")
+    assert raised.value.row == 7
