@@ -129,12 +129,15 @@ def weekly_share(design: TrialDesign, staff: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for course in design.courses:
         in_grades = trial[trial["course"] == course.name]
-        totals = in_grades.groupby("pdu_code").size()
+        totals = in_grades.groupby("pdu_code").size().to_dict()  # a dict: looked up per row
         groups = in_grades.groupby(["pdu_code", "pdu_name", "region", "group"]).size()
+        weeks_of: dict[tuple[str, str], int] = {}  # (group, region): the same for every PDU
         for (code, name, region, group), count in groups.items():
             if group not in course.windows:
                 continue
-            weeks = _weeks_for_region(course, group, region)
+            if (group, region) not in weeks_of:
+                weeks_of[group, region] = _weeks_for_region(course, group, region)
+            weeks = weeks_of[group, region]
             away = count / weeks if weeks else float(count)
             share = away / totals[code]
             rows.append((code, name, region, group, course.name, int(count), int(totals[code]),
