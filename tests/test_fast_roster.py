@@ -1,15 +1,13 @@
 """The fast paths of roster reading and validation give what the cell-by-cell code gives.
 
-Each fast path (one split of a rectangular CSV, strip and blank checks on the cells joined on
-NUL, whitespace found by deleting bytes) is compared with the code it replaces, on generated
+Each fast path (strip and blank checks on the cells joined on NUL, whitespace found by deleting
+bytes, line breaks by substring search) is compared with the code it replaces, on generated
 inputs holding the awkward characters: Unicode spaces, tabs, line breaks, BOMs, delimiters,
 NULs, empty cells.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 import tempfile
 from pathlib import Path
@@ -70,17 +68,6 @@ def outcome(function, *args) -> object:
         return ("crash", type(error).__name__, str(error))
 
 
-def pandas_columns(text: str, delimiter: str) -> list[list] | None:
-    """The cells pandas' C parser reads, as `_plain_csv_frame` called it before."""
-    try:
-        table = pd.read_csv(io.StringIO(text), sep=delimiter, header=None, dtype=object,
-                            na_filter=False, skip_blank_lines=False, engine="c",
-                            quoting=csv.QUOTE_NONE)
-    except (pd.errors.ParserError, ValueError):
-        return None
-    return [table[position].tolist() for position in table.columns]
-
-
 @st.composite
 def plain_csv_texts(draw) -> tuple[str, str]:
     """A CSV text without quotes or control characters: mostly rectangular, sometimes not."""
@@ -102,30 +89,10 @@ def plain_csv_texts(draw) -> tuple[str, str]:
 
 @SETTINGS
 @given(plain_csv_texts())
-def test_rectangular_columns_are_what_pandas_reads(sample: tuple[str, str]) -> None:
-    text, delimiter = sample
-    columns = files.rectangular_columns(text, delimiter)
-    if columns is not None:
-        assert [column.tolist() for column in columns] == pandas_columns(text, delimiter)
-        assert all(column.dtype == object for column in columns)
-
-
-def test_rectangular_columns_split_the_usual_file() -> None:
-    text = "staff_id,grade\r\nA 1,PO\r\nb\xa0, SPO \r\n"
-    assert [c.tolist() for c in files.rectangular_columns(text, ",")] == [
-        ["staff_id", "A 1", "b\xa0"], ["grade", "PO", " SPO "]]
-    assert files.rectangular_columns("a,b\n1,2\n\n", ",") is None
-    assert files.rectangular_columns("a,b\n1\n", ",") is None
-    assert files.rectangular_columns("a\n1\n", ",") is None
-
-
-@SETTINGS
-@given(plain_csv_texts())
 def test_plain_csv_frame_equals_the_pandas_read(sample: tuple[str, str]) -> None:
     text, delimiter = sample
     fast = outcome(files._plain_csv_frame, text, delimiter, Path("staff.csv"), True)
-    with mock.patch.object(files, "rectangular_columns", lambda *args: None), \
-            mock.patch.object(files, "strip_changes_nothing", lambda cells: False):
+    with mock.patch.object(files, "strip_changes_nothing", lambda cells: False):
         slow = outcome(files._plain_csv_frame, text, delimiter, Path("staff.csv"), True)
     if isinstance(slow, pd.DataFrame):
         pd.testing.assert_frame_equal(fast, slow)
@@ -145,8 +112,7 @@ def test_read_table_equals_the_cell_by_cell_read(sample: tuple[str, str], encodi
         except UnicodeEncodeError:
             return
         fast = outcome(files.read_table, path)
-        with mock.patch.object(files, "rectangular_columns", lambda *args: None), \
-                mock.patch.object(files, "strip_changes_nothing", lambda cells: False):
+        with mock.patch.object(files, "strip_changes_nothing", lambda cells: False):
             slow = outcome(files.read_table, path)
     if isinstance(slow, pd.DataFrame):
         pd.testing.assert_frame_equal(fast, slow)

@@ -187,17 +187,14 @@ def _plain_csv_frame(text: str, delimiter: str, path: Path,
         return None
     if has_control_character(text) or not text.lstrip("\ufeff")[:1].strip():
         return None
-    columns = None if has_quotes else rectangular_columns(text, delimiter)
-    if columns is None:
-        try:
-            table = pd.read_csv(io.StringIO(text), sep=delimiter, header=None, dtype=object,
-                                na_filter=False, skip_blank_lines=False, engine="c",
-                                quoting=csv.QUOTE_MINIMAL if has_quotes else csv.QUOTE_NONE)
-        except (pd.errors.ParserError, ValueError):
-            return None
-        columns = [table[position].to_numpy() for position in table.columns]
-    cells = {position: _stripped(column) for position, column in enumerate(columns)}
-    header = [cells[position][0] for position in range(len(columns))]
+    try:
+        table = pd.read_csv(io.StringIO(text), sep=delimiter, header=None, dtype=object,
+                            na_filter=False, skip_blank_lines=False, engine="c",
+                            quoting=csv.QUOTE_MINIMAL if has_quotes else csv.QUOTE_NONE)
+    except (pd.errors.ParserError, ValueError):
+        return None
+    cells = {position: _stripped(table[position]) for position in table.columns}
+    header = [cells[position][0] for position in table.columns]
     if not any(header):
         return None
     while header and not header[-1] and not any(cells[len(header) - 1][1:]):
@@ -280,31 +277,6 @@ def strip_changes_nothing(cells: list) -> bool:
         return not joined   # '' is in every string: an empty text needs no strip
     return not any(f"\x00{space}" in joined or f"{space}\x00" in joined
                    for space in ASCII_WHITESPACE)
-
-
-def rectangular_columns(text: str, delimiter: str) -> list[np.ndarray] | None:
-    """The columns of cells pandas' C parser reads (quoting off, no header) from a text whose
-    every line has the first line's number of delimiters, split in one pass; None for any
-    other text (a blank or short line, a lone \\r, a BOM left in the text, one column)."""
-    if "\r" in text:
-        text = text.replace("\r\n", "\n")
-        if "\r" in text:
-            return None
-    body = text[:-1] if text.endswith("\n") else text
-    first_line = body.partition("\n")[0]
-    width = first_line.count(delimiter) + 1
-    if width < 2 or body.startswith("\ufeff"):
-        return None
-    lines = body.count("\n") + 1
-    separators = body.encode("utf-8", "surrogatepass").translate(None, _NOT_SEPARATOR[delimiter])
-    if separators != ((delimiter * (width - 1) + "\n") * lines)[:-1].encode("ascii"):
-        return None
-    grid = np.array(body.replace("\n", delimiter).split(delimiter), dtype=object)
-    grid = grid.reshape(lines, width)
-    return [grid[:, position] for position in range(width)]
-
-
-_NOT_SEPARATOR = {d: bytes(b for b in range(256) if chr(b) not in (d, "\n")) for d in DELIMITERS}
 
 
 def mostly_repeated(sample: list) -> bool:
