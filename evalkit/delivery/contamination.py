@@ -13,7 +13,9 @@ Risk levels per PDU (documented thresholds):
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -178,10 +180,9 @@ def assess(design: TrialDesign, staff: pd.DataFrame,
 def pdu_risk(staff: pd.DataFrame, findings: pd.DataFrame, exposure: pd.DataFrame,
              programme: str = "SEEDS2") -> pd.DataFrame:
     """Counts of each kind of finding, staff affected, risk level and mitigations per PDU."""
-    pdus = staff.groupby(["pdu_code", "pdu_name", "region"], sort=False).agg(
-        staff=("staff_id", "size"),
-        groups=("group", lambda g: ", ".join(sorted(set(g) - {NOT_IN_TRIAL}) or [NOT_IN_TRIAL])),
-    ).reset_index()
+    keys = ["pdu_code", "pdu_name", "region"]
+    pdus = staff.groupby(keys, sort=False).size().reset_index(name="staff")
+    pdus["groups"] = _groups_text(staff, pdus, keys)
     counts = findings.pivot_table(index="pdu_code", columns="kind", values="subject",
                                   aggfunc="count", fill_value=0).reindex(columns=list(KINDS),
                                                                          fill_value=0)
@@ -193,10 +194,14 @@ def pdu_risk(staff: pd.DataFrame, findings: pd.DataFrame, exposure: pd.DataFrame
     per_pdu = exposure.groupby("pdu_code")["exposed"].agg(["sum", "size"])
     share = (per_pdu["sum"] / per_pdu["size"]).round(4)
     table["control_with_treated_pod_mate"] = table["pdu_code"].map(share).fillna(0.0)
-    table["risk"] = [_risk_level(row) for _, row in table.iterrows()]
+    found_any = table[list(KINDS)].sum(axis=1) > 0
+    table["risk"] = ["high" if supervising > 0 or share >= HIGH_SHARE else
+                     "medium" if found else "low" for supervising, share, found in zip(
+                         table["supervision_across_groups"], table["share_affected"], found_any,
+                         strict=True)]
     found = findings_by_pdu_and_kind(findings)
-    table["mitigation"] = [mitigations(code, found, table.loc[i], programme)
-                           for i, code in table["pdu_code"].items()]
+    table["mitigation"] = [mitigations(row["pdu_code"], found, row, programme)
+                           for row in table.to_dict("records")]
     order = {"high": 0, "medium": 1, "low": 2}
     return table.sort_values(["risk", "region", "pdu_name"], key=lambda c: c.map(order)
                              if c.name == "risk" else c, kind="stable").reset_index(drop=True)
@@ -210,10 +215,14 @@ def _affected(staff: pd.DataFrame, findings: pd.DataFrame) -> pd.Series:
     return home.groupby("pdu_code").size()
 
 
-def _risk_level(row: pd.Series) -> str:
-    if row["supervision_across_groups"] > 0 or row["share_affected"] >= HIGH_SHARE:
-        return "high"
-    return "medium" if sum(row[k] for k in KINDS) > 0 else "low"
+def _groups_text(staff: pd.DataFrame, pdus: pd.DataFrame, keys: list[str]) -> list[str]:
+    """Each PDU's groups, sorted and comma-separated, 'Not in trial' only when it is all
+    there is (one pass over the staff, not a Python function per PDU group)."""
+    groups: dict[tuple, set[str]] = {}
+    for *key, group in zip(*(staff[k].tolist() for k in [*keys, "group"]), strict=True):
+        groups.setdefault(tuple(key), set()).add(group)
+    return [", ".join(sorted(groups[key] - {NOT_IN_TRIAL}) or [NOT_IN_TRIAL])
+            for key in zip(*(pdus[k].tolist() for k in keys), strict=True)]
 
 
 def _names(values: list[str]) -> str:
@@ -237,8 +246,8 @@ def _distinct(found: dict[tuple[str, str], list[dict]], pdu_code: str, kind: str
     return sorted({finding[field] for finding in found.get((pdu_code, kind), [])})
 
 
-def mitigations(pdu_code: str, found: dict[tuple[str, str], list[dict]], row: pd.Series,
-                programme: str = "SEEDS2") -> str:
+def mitigations(pdu_code: str, found: dict[tuple[str, str], list[dict]],
+                row: Mapping[str, Any], programme: str = "SEEDS2") -> str:
     """Concrete actions for one PDU, naming the managers to brief (`found`: the findings by
     PDU and kind, from `findings_by_pdu_and_kind`)."""
     actions = []
