@@ -55,7 +55,7 @@ class ContaminationReport:
             if self.control_in_pods else 0.0
 
 
-def _finding(kind: str, severity: str, where: pd.Series, subject: str, staff: list[str],
+def _finding(kind: str, severity: str, where: Mapping[str, Any], subject: str, staff: list[str],
              detail: str, manager: str = "") -> dict:
     return {"kind": kind, "severity": severity, "pdu_code": where["pdu_code"],
             "pdu_name": where["pdu_name"], "region": where["region"], "subject": subject,
@@ -89,7 +89,7 @@ def mixed_offices(staff: pd.DataFrame) -> list[dict]:
     return findings
 
 
-def _describe(person: pd.Series, suffix: str = "") -> str:
+def _describe(person: Mapping[str, Any], suffix: str = "") -> str:
     return (f"{person['name' + suffix]} ({person['staff_id' + suffix]}, "
             f"{person['grade' + suffix]}, {person['group' + suffix]}, "
             f"{person['pdu_code' + suffix]})")
@@ -102,7 +102,7 @@ def managers_across_groups(staff: pd.DataFrame) -> list[dict]:
                         suffixes=("", "_manager"))
     pairs = pairs[pairs["group"] != pairs["group_manager"]]
     findings = []
-    for _, pair in pairs.iterrows():
+    for pair in pairs.to_dict("records"):  # plain dicts: iterrows made a Series per pair
         supervising = pair["grade_manager"] in SUPERVISOR_GRADES
         kind = "supervision_across_groups" if supervising else "line_management_across_groups"
         manager = _describe(pair, "_manager")
