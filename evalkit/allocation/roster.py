@@ -72,9 +72,9 @@ def require_columns(frame: pd.DataFrame, columns: tuple[str, ...] | list[str], p
 
 def require_no_blanks(frame: pd.DataFrame, column: str, path: Path, what: str = "ID") -> None:
     """Fail on the first blank cell in a required column."""
-    cells = frame[column].astype(str).tolist()  # blank: '' or only whitespace, as strip()
-    if surely_no_blank(cells):
+    if surely_no_blank(frame[column].tolist()):   # then every cell is text: str() keeps it
         return
+    cells = frame[column].astype(str).tolist()  # blank: '' or only whitespace, as strip()
     position = next((at for at, cell in enumerate(cells) if not cell or cell.isspace()), None)
     if position is not None:
         raise InputError(f"blank {what}; every row needs one", file=path,
@@ -104,6 +104,17 @@ def has_whitespace(text: str) -> bool:
     return _WHITESPACE.search(text) is not None
 
 
+def joined_text(values: pd.Series) -> tuple[list, str]:
+    """`values.astype(str).tolist()` and its cells joined on NUL; a column whose cells are
+    all text already (as `read_table` gives) is joined without the conversion."""
+    cells = values.tolist()
+    try:
+        return cells, "\x00".join(cells)
+    except TypeError:   # a cell that is not text: as str() shows it
+        cells = values.astype(str).tolist()
+        return cells, "\x00".join(cells)
+
+
 def identity_key(value: object) -> str:
     """An ID as compared for uniqueness: case and runs of spaces ignored."""
     return " ".join(str(value).split()).casefold()
@@ -112,8 +123,7 @@ def identity_key(value: object) -> str:
 def identity_keys(values: pd.Series) -> pd.Series:
     """`identity_key` of every value: one casefold of the joined text when no cell holds
     whitespace or a NUL (casefolding is character by character), else cell by cell."""
-    cells = values.astype(str).tolist()
-    joined = "\x00".join(cells)
+    cells, joined = joined_text(values)
     if joined.count("\x00") != max(len(cells) - 1, 0) or has_whitespace(joined):
         return values.map(identity_key)
     keys = joined.casefold().split("\x00") if cells else []
@@ -144,7 +154,7 @@ def require_unique(frame: pd.DataFrame, column: str, path: Path) -> None:
 def require_plain_text(frame: pd.DataFrame, columns: list[str], path: Path) -> None:
     """IDs, codes and names must be one line: no tabs or line breaks inside a cell."""
     for column in columns:
-        joined = "\x00".join(frame[column].astype(str).tolist())
+        joined = joined_text(frame[column])[1]
         if "\t" not in joined and "\n" not in joined and "\r" not in joined:
             continue  # three scans of the joined column; cell by cell only to find the row
         bad = frame[column].astype(str).str.contains(_LINE_BREAK)
