@@ -49,6 +49,17 @@ class RandomStream:
             return fresh.reshape(count)
         return np.concatenate([np.array(taken, dtype=np.uint64), fresh])
 
+    def snapshot(self) -> tuple | None:
+        """The stream's place, for `rewind`; None for a stream whose words come from elsewhere
+        (a subclass with its own `words`), which cannot be rewound."""
+        if type(self).words is not RandomStream.words or not hasattr(self, "_bits"):
+            return None
+        return self._bits.state, self._buffer, self._next   # the buffer is replaced, not changed
+
+    def rewind(self, place: tuple) -> None:
+        """Back to a place `snapshot` gave: the same words are drawn again."""
+        self._bits.state, self._buffer, self._next = place
+
     def coin(self, probability: Fraction) -> bool:
         """True with probability exactly `probability` (to 2**-64 resolution)."""
         if self._next >= len(self._buffer):
@@ -194,20 +205,65 @@ def shuffle_within_strata(
     one step across all strata and candidates at a time.
     """
     sizes = np.asarray(stratum_sizes, dtype=np.int64)
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
     local = np.concatenate([np.arange(n, dtype=np.int64) for n in sizes]) if len(sizes) else \
         np.zeros(0, dtype=np.int64)
     perm = np.tile(local, (batch, 1))
     rows = np.arange(batch)[:, None]
-    for position in range(int(sizes.max(initial=0)) - 1, 0, -1):
-        active = starts[sizes > position]
-        offsets = stream.below(position + 1, batch * active.size).reshape(batch, active.size)
-        here = active + position
-        there = active + offsets
-        held = perm[rows, here].copy()
-        perm[rows, here] = perm[rows, there]
-        perm[rows, there] = held
+    for active, positions in _steps_with_the_same_strata(sizes):
+        steps_a_block = max(_BLOCK_WORDS // (batch * active.size), 1)
+        for first in range(0, len(positions), steps_a_block):
+            block = positions[first:first + steps_a_block]
+            offsets = _block_offsets(block, batch, active.size, stream)
+            for step, position in enumerate(block.tolist()):
+                here = active + position
+                there = active + (offsets[step] if offsets is not None else stream.below(
+                    position + 1, batch * active.size).reshape(batch, active.size))
+                held = perm[rows, here].copy()
+                perm[rows, here] = perm[rows, there]
+                perm[rows, there] = held
     return perm
+
+
+_BLOCK_WORDS = 1 << 20   # offsets drawn at once (8 MB), checked together for rejections
+
+
+def _steps_with_the_same_strata(sizes: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The Fisher-Yates positions from the largest stratum's last down to 1, in runs that
+    move the same strata (those larger than the position): (their starts, the positions)."""
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    edges = sorted({int(n) - 1 for n in sizes if n > 1} | {0}, reverse=True)
+    return [(starts[sizes > high], np.arange(high, low, -1, dtype=np.int64))
+            for high, low in zip(edges, edges[1:], strict=False)]
+
+
+def _block_offsets(positions: np.ndarray, batch: int, width: int,
+                   stream: RandomStream) -> np.ndarray | None:
+    """Each step's `stream.below(position + 1, batch * width)`, drawn for all the steps at
+    once: the same words when none is rejected (a word is, for bound b, with probability
+    below b / 2**64). Else None, the stream rewound (or one that cannot be): step by step."""
+    place = stream.snapshot()
+    if place is None:
+        return None
+    bounds = (positions + 1).astype(np.uint64)[:, None]
+    words = stream.words(len(positions) * batch * width).reshape(len(positions), -1)
+    highest_accepted = _MAX_WORD - (_MAX_WORD % bounds + np.uint64(1)) % bounds
+    if (words > highest_accepted).any():
+        stream.rewind(place)
+        return None
+    return (words % bounds).astype(np.int64).reshape(len(positions), batch, width)
+
+
+def _slot_arms(counts: np.ndarray, sizes: list[int], stratum_of: np.ndarray,
+               local_slot: np.ndarray) -> np.ndarray:
+    """(batch x N) the arm of each stratum's slots: the first counts[s, 0] slots arm 0, the
+    next arm 1, ...; one repeat when every stratum's counts add up to its size (they do),
+    else the number of arm boundaries at or below each slot."""
+    batch, strata, arms = counts.shape
+    if np.array_equal(counts.sum(axis=2), np.broadcast_to(sizes, (batch, strata))):
+        labels = np.tile(np.arange(arms, dtype=np.int8), batch * strata)
+        return np.repeat(labels, counts.ravel()).reshape(batch, len(stratum_of))
+    slot_ends = np.cumsum(counts, axis=2)[:, stratum_of, :]          # batch x N x A
+    return (local_slot[None, :, None] >= slot_ends).sum(axis=2).astype(np.int8)
 
 
 class StratifiedDesign:
@@ -233,8 +289,7 @@ class StratifiedDesign:
         perm = shuffle_within_strata(self.sizes, batch, stream)
         stratum_of = np.repeat(np.arange(len(self.sizes)), self.sizes)
         local_slot = perm.dtype.type(0) + np.arange(self.n_units) - self.starts[stratum_of]
-        slot_ends = np.cumsum(counts, axis=2)[:, stratum_of, :]          # batch x N x A
-        slot_arm = (local_slot[None, :, None] >= slot_ends).sum(axis=2).astype(np.int8)
+        slot_arm = _slot_arms(counts, self.sizes, stratum_of, local_slot)
         arms = np.empty((batch, self.n_units), dtype=np.int8)
         np.put_along_axis(arms, self.starts[stratum_of][None, :] + perm, slot_arm, axis=1)
         return arms
