@@ -109,3 +109,17 @@ def test_a_large_stratum_is_shuffled_as_before() -> None:
     fast, slow = RandomStream(7), RandomStream(7)
     design = StratifiedDesign([5000, 3001, 1, 0, 2], [2, 1])
     assert np.array_equal(design.draw(1, fast), old_draw(design, 1, slow))
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.booleans(), max_size=30))
+def test_assignment_column_is_the_one_np_where_gave(fixed: list[bool]) -> None:
+    import pandas as pd
+
+    from evalkit.allocation.allocate import assignment_column
+
+    is_fixed = np.array(fixed, dtype=bool)
+    old, new = pd.DataFrame(index=range(len(fixed))), pd.DataFrame(index=range(len(fixed)))
+    old["assignment"] = np.where(is_fixed, "fixed", "random")
+    new["assignment"] = assignment_column(is_fixed)
+    pd.testing.assert_frame_equal(new, old)
