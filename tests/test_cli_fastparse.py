@@ -39,6 +39,9 @@ PLAIN = [
     ("log", ["RUN", "--limit", "5"]), ("certificate", ["RUN"]),
     ("example", ["EX", "--seed", "7"]), ("demo", []), ("demo", ["scratch"]),
     ("power", ["--clusters", "100", "--cluster-size", "180.5", "--icc", "0.05"]),
+    ("power", ["--clusters", "100", "--icc", "1E-3", "--simulate", "100", "--workers", "2"]),
+    ("analyse", [*NATIONAL, "--model", "mixed"]),   # given twice: the last one counts
+    ("analyse", [*NATIONAL, "--allow-clusters-across-arms", "--allow-clusters-across-arms"]),
 ]
 # Lines fastparse must leave to typer: help, usage errors, values it does not check.
 DECLINED = [
@@ -52,6 +55,8 @@ DECLINED = [
     ("analyse", [*NATIONAL, "--outcome="]), ("analyse", [*NATIONAL, "-h"]),
     ("monitor", ["RUN"]), ("transfer", ["RUN", "--staff-id", "S1"]),
     ("power", ["--icc", "five percent"]), ("power", ["--icc", "nan"]),
+    ("power", ["--icc", ".5"]), ("example", ["EX", "--seed", "007"]),
+    ("analyse", [*NATIONAL, "--seed", "+3"]), ("lookup", ["RUN", "--", "x"]),
 ]
 
 
