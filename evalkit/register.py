@@ -588,6 +588,20 @@ def write_side_table(path: Path, name: str, frame: pd.DataFrame) -> Path:
     return Path(path)
 
 
+def _roll_back_interrupted_change(path: Path) -> None:
+    """A command killed inside a transaction leaves a hot rollback journal beside the
+    register; SQLite undoes it at the next read-write open (the register is then as before
+    that change), but a read-only connection cannot and fails. So when the folder can be
+    written, open it read-write once and let SQLite roll back (a journal that a live writer
+    still holds is not hot: SQLite then leaves it alone)."""
+    journal = path.with_name(path.name + "-journal")
+    if not journal.exists() or not (os.access(path, os.W_OK) and os.access(path.parent,
+                                                                           os.W_OK)):
+        return
+    with contextlib.closing(sqlite3.connect(path, timeout=30)) as connection:
+        connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+
+
 def _fsync(path: Path) -> None:
     """Flush a finished file to disk before it is renamed into place."""
     descriptor = os.open(path, os.O_RDONLY)
@@ -671,8 +685,9 @@ class Register:
 
     def _connect(self) -> sqlite3.Connection:
         if self.readonly:
+            _roll_back_interrupted_change(self.path)
             uri = f"file:{urllib.parse.quote(str(self.path.resolve()))}?mode=ro"
-            return sqlite3.connect(uri, uri=True, isolation_level=None)
+            return sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30)
         return sqlite3.connect(self.path, isolation_level=None, timeout=30)
 
     @contextlib.contextmanager
@@ -683,6 +698,15 @@ class Register:
         connection = self._connect()
         try:
             yield connection
+        except sqlite3.OperationalError as error:
+            if self.readonly and "readonly database" in str(error):
+                raise EvalkitError(
+                    f"{self.path}: a command was stopped in the middle of changing the "
+                    f"register, and its rollback journal ({self.path.name}-journal) cannot "
+                    "be undone without write access to the run folder. Run the command "
+                    "again as someone who can write to the folder (the register then goes "
+                    "back to its state before that change)") from error
+            raise
         finally:
             connection.close()
 

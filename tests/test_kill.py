@@ -142,3 +142,50 @@ def test_killed_workers_and_a_killed_parent_beside_them(trial, tmp_path):
     assert rerun.returncode == 0, rerun.stderr
     _assert_verifies(out)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(f".{out.name}.")]
+
+
+def _kill_inside_a_transaction(register_file: Path) -> None:
+    """A process that changes the register and is SIGKILLed before it commits (what a command
+    killed mid-change leaves: a hot rollback journal beside the register)."""
+    import subprocess
+    import sys
+
+    script = ("import os, signal, sqlite3, sys\n"
+              "connection = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+              "connection.execute('PRAGMA cache_size = 1')\n"  # changed pages reach the file
+              "connection.execute('BEGIN IMMEDIATE')\n"
+              "connection.execute('UPDATE staff_allocation SET name = hex(randomblob(3000))')\n"
+              "os.kill(os.getpid(), signal.SIGKILL)\n")
+    process = subprocess.run([sys.executable, "-c", script, str(register_file)], check=False)
+    assert process.returncode == KILLED
+    assert register_file.with_name(register_file.name + "-journal").exists()
+
+
+def test_verify_after_a_kill_inside_a_transaction_rolls_it_back(trial, tmp_path):
+    """`verify` reads the register read-only, which cannot undo a hot journal: it lets SQLite
+    roll the unfinished change back first (found by killing `enrol` at random moments)."""
+    run = tmp_path / "hot"
+    shutil.copytree(trial[1], run)
+    before = Register.open(run).table("staff_allocation")
+    _kill_inside_a_transaction(run / "register.sqlite")
+    _assert_verifies(run)
+    pd.testing.assert_frame_equal(Register.open(run, readonly=True).table("staff_allocation"),
+                                  before)
+    assert not (run / "register.sqlite-journal").exists()
+
+
+def test_a_read_only_folder_with_a_hot_journal_gets_a_clear_message(trial, tmp_path,
+                                                                   monkeypatch):
+    """Without write access the journal cannot be undone: a clear error (the CLI prints it
+    and exits 2), not sqlite's. No write access is simulated by skipping the roll-back: the
+    tests may run as root."""
+    from evalkit import register as register_module
+    from evalkit.errors import EvalkitError
+
+    run = tmp_path / "hot_read_only"
+    shutil.copytree(trial[1], run)
+    _kill_inside_a_transaction(run / "register.sqlite")
+    monkeypatch.setattr(register_module, "_roll_back_interrupted_change", lambda path: None)
+    with pytest.raises(EvalkitError, match="stopped in the middle of changing the register"):
+        verify_allocation(run)
+    assert (run / "register.sqlite-journal").exists()  # left for a writer to undo
