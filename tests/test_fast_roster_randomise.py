@@ -123,3 +123,18 @@ def test_assignment_column_is_the_one_np_where_gave(fixed: list[bool]) -> None:
     old["assignment"] = np.where(is_fixed, "fixed", "random")
     new["assignment"] = assignment_column(is_fixed)
     pd.testing.assert_frame_equal(new, old)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(["A1", "a1", "B", "b", "", " B", "\xa0", "ß", "SS"]),
+                          st.text(max_size=3)), max_size=12), st.booleans())
+def test_units_already_in_id_order_are_the_sorted_units(ids: list[str], presort: bool) -> None:
+    import pandas as pd
+
+    ids = sorted(ids) if presort else ids
+    units = pd.DataFrame({"unit_id": pd.Series(ids, dtype=object), "n": range(len(ids))},
+                         index=range(5, 5 + len(ids)))
+    if units["unit_id"].is_monotonic_increasing:
+        pd.testing.assert_frame_equal(
+            units.reset_index(drop=True),
+            units.sort_values("unit_id", kind="stable").reset_index(drop=True))

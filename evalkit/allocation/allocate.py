@@ -61,6 +61,8 @@ def build_units(design: TrialDesign, roster: Roster) -> pd.DataFrame:
     units = _drop_excluded(units, design, roster)
     if design.trial.unit == "staff":
         _require_staff_in_every_pdu(units, design, roster)
+    if units["unit_id"].is_monotonic_increasing:   # rosters often come sorted: no argsort
+        return units.reset_index(drop=True)
     return units.sort_values("unit_id", kind="stable").reset_index(drop=True)
 
 
