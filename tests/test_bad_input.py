@@ -413,6 +413,8 @@ CASES: list[tuple[str, Callable[[Context, str], list[str]], list[str]]] = [
     ("pdus-header-only", bad_pdus(header_only), ["header but no rows"]),
     ("pdus-empty-file", bad_pdus(b""), ["file is empty"]),
     ("pdus-blank-lines-only", bad_pdus(b"\n\n\n"), ["file is empty"]),
+    ("pdus-delimiters-only", bad_pdus(b",,,\r\n,,,\r\n"), ["no header row", "only delimiters"]),
+    ("pdus-quoted-blanks-only", bad_pdus(b'"",""\n'), ["no header row"]),
     ("pdus-nul-byte", bad_pdus(in_row(3, "Town", "To\x00wn")), ["NUL"]),
     ("pdus-bell-character", bad_pdus(in_row(3, "Town", "To\x07wn")),
      ["row 3", "'pdu_name'", "control character"]),

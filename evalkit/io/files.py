@@ -170,6 +170,9 @@ def _read_csv(path: Path, notes: list[str]) -> pd.DataFrame:
                          file=path) from None
     while records and not any(cell.strip() for cell in records[0]):
         records.pop(0)
+    if not records:
+        raise InputError("file has no header row: every line is blank or only delimiters; "
+                         "expected a header row and data rows", file=path)
     return _frame_from_rows(records[0], records[1:], path)
 
 
