@@ -261,3 +261,14 @@ def test_a_table_wider_than_the_variable_limit_allows_still_goes_in_row_by_row()
         register_module._insert_rows(connection, "t", [list(range(7))] * 4)
         assert connection.execute("SELECT COUNT(*), SUM(a) FROM t").fetchone() == (7, 21)
         connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, limit)
+
+
+def test_group_sizes_count_known_groups_in_one_scan_and_others_by_group_by(
+        tmp_path: Path) -> None:
+    groups = pd.DataFrame({"group": ["A", "B", "A", None, "Odd", "A"]})
+    register = Register.create(tmp_path / "r.sqlite", {"units": groups, "allocation": groups},
+                               {"design": {"a": 1}})
+    assert register.group_sizes("allocation", ["A", "B", "Odd"]) == {"A": 3, "B": 1, "Odd": 1}
+    assert register.group_sizes("allocation", ["A", "B", "C"]) == {"A": 3, "B": 1, "Odd": 1}
+    assert register.group_sizes("allocation", ["A", "A", "B", "Odd"]) == \
+        {"A": 3, "B": 1, "Odd": 1}

@@ -114,9 +114,8 @@ def certificate_facts(directory: Path) -> CertificateFacts:
     groups = [arm.name for arm in design.arms]
     strata = [{"name": name, "counts": [int(row.get(g, 0)) for g in groups],
                "total": sum(int(v) for v in row.values())} for name, row in sorted(counts.items())]
-    staff = register.table("staff_allocation", ["group"])
-    staff_totals = {g: int(n) for g, n in staff["group"].value_counts().items()
-                    if g != NOT_IN_TRIAL}
+    staff_totals = {g: n for g, n in register.group_sizes(
+        "staff_allocation", [*groups, NOT_IN_TRIAL]).items() if g != NOT_IN_TRIAL}
     unit = "PDU" if design.trial.unit == "pdu" else design.trial.unit
     facts = [("Trial", design.trial.name), ("Unit randomised", unit),
              ("Strata", ", ".join(design.trial.strata) or "none"),

@@ -147,7 +147,9 @@ def _number(text: Any) -> float | None:
 def group_counts(register: Register) -> list[dict[str, Any]]:
     """Units and staff per group, in the design's order."""
     design = register.design
-    units, staff = _group_sizes(register, "allocation"), _group_sizes(register, "staff_allocation")
+    names = [arm.name for arm in design.arms]
+    units = register.group_sizes("allocation", names)
+    staff = register.group_sizes("staff_allocation", [*names, NOT_IN_TRIAL])
     rows = [{"name": arm.name, "units": int(units.get(arm.name, 0)),
              "staff": int(staff.get(arm.name, 0)), "fixed": bool(arm.fixed)}
             for arm in design.arms]
@@ -155,12 +157,6 @@ def group_counts(register: Register) -> list[dict[str, Any]]:
         rows.append({"name": NOT_IN_TRIAL, "units": 0, "staff": int(staff[NOT_IN_TRIAL]),
                      "fixed": False})
     return rows
-
-
-def _group_sizes(register: Register, table: str) -> dict[str, int]:
-    """Rows per group of a register table, counted by SQLite (no frame)."""
-    return dict(register.query(f'SELECT "group", COUNT(*) FROM "{table}" '
-                               'WHERE "group" IS NOT NULL GROUP BY "group"'))
 
 
 def balance_headline(directory: Path) -> list[dict[str, Any]]:
