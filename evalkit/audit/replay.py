@@ -225,7 +225,10 @@ def _joined_equal(have: str | None, want: np.ndarray) -> bool:
 def _stored_text(register: Register, column: str, declared: dict[str, str]) -> np.ndarray:
     """One stored column as `_text` gives it: a TEXT column's values straight from SQLite
     (no frame in between), any other through pandas as before."""
-    values = register.column("staff_allocation", column) if declared[column] == "TEXT" else None
+    values = None
+    if declared[column] == "TEXT":
+        values = register.text_column("staff_allocation", column) \
+            or register.column("staff_allocation", column)
     if values is None or not set(map(type, values)) <= {str, type(None)}:
         return _text(register.table("staff_allocation", [column])[column])
     if None in values:

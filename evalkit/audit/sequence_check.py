@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
@@ -22,7 +21,7 @@ from evalkit.allocation.joiner_sequence import KEY_META, SEQUENCE_TABLE, stratum
 from evalkit.allocation.keys import key_fingerprint, read_key
 from evalkit.audit.replay import sequence_differences
 from evalkit.errors import EvalkitError
-from evalkit.register import Register
+from evalkit.register import Register, StoredColumn
 from evalkit.trial.design import TrialDesign, load_design
 
 
@@ -46,15 +45,16 @@ class StoredStratumSizes:
         self._counts: Counter[tuple] = Counter()
         self._usable = True
 
-    def feed(self, chunk: dict[str, tuple[list[Any], set[type]]]) -> None:
-        """Take one chunk of rows: column name -> (its values, the set of their types)."""
+    def feed(self, chunk: dict[str, StoredColumn]) -> None:
+        """Take one window of rows: column name -> its cells (see `StoredColumn`)."""
         if not self._usable or not self.strata:
             return
         if not set(self.strata) <= chunk.keys() or \
-                not all(chunk[c][1] <= {str, int, float} for c in self.strata):
+                not all(chunk[c].kinds() <= {str, int, float} for c in self.strata):
             self._usable = False
             return
-        self._counts.update(zip(*(chunk[c][0] for c in self.strata), strict=True))
+        self._counts.update(zip(*(chunk[c].python_values() for c in self.strata),
+                                strict=True))
 
     def sizes(self) -> dict[str, int] | None:
         """Stratum key (as `stratum_keys` writes it) -> units; None when unsure."""

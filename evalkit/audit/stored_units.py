@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from evalkit.register import StoredColumn
+
 _TEXT, _NUMBER = "text", "number"
 
 
@@ -38,15 +40,15 @@ class StoredUnitsDigest:
         if self._usable:
             self._digest.update(b"unit_id\x01")
 
-    def feed(self, chunk: dict[str, tuple[list[Any], set[type]]]) -> None:
-        """Take one chunk of rows: column name -> (its values, the set of their types)."""
-        if not self._usable or "unit_id" not in chunk or not chunk["unit_id"][0]:
+    def feed(self, chunk: dict[str, StoredColumn]) -> None:
+        """Take one window of rows: column name -> its cells (see `StoredColumn`)."""
+        if not self._usable or "unit_id" not in chunk or not chunk["unit_id"].rows:
             return
-        if not set(self.columns) <= chunk.keys() or not self._ids_in_order(*chunk["unit_id"]):
+        if not set(self.columns) <= chunk.keys() or not self._ids_in_order(chunk["unit_id"]):
             self._usable = False
             return
         for column in self.columns:
-            encoded = self._encoded(column, *chunk[column])
+            encoded = self._encoded(column, chunk[column])
             if encoded is None:
                 self._usable = False
                 return
@@ -66,27 +68,34 @@ class StoredUnitsDigest:
                 digest.update(part)
         return digest.hexdigest()
 
-    def _ids_in_order(self, ids: list[Any], kinds: set[type]) -> bool:
+    def _ids_in_order(self, ids: StoredColumn) -> bool:
         """True while the IDs seen so far are texts in ascending order (pandas' is_monotonic
-        order for texts), as `units_digest` needs to hash them unsorted."""
-        if kinds != {str}:
+        order for texts), as `units_digest` needs to hash them unsorted. UTF-8 bytes sort as
+        their characters do, so joined IDs are compared as bytes."""
+        if ids.kinds() != {str}:
             return False
-        if self._last_id is not None and ids[0] < self._last_id:
+        values: list[Any] = ids.texts.split(b"\x1f") if ids.texts is not None \
+            else list(ids.values or [])
+        first = values[0] if ids.texts is None else values[0].decode("utf-8")
+        if self._last_id is not None and first < self._last_id:
             return False
-        if not all(map(operator.le, ids, ids[1:])):
+        if not all(map(operator.le, values, values[1:])):
             return False
-        self._last_id = ids[-1]
+        self._last_id = values[-1] if ids.texts is None else values[-1].decode("utf-8")
         return True
 
-    def _encoded(self, column: str, values: list[Any], kinds: set[type]) -> bytes | None:
-        """A chunk's bytes as `columns_digest` hashes them, or None when not certain."""
+    def _encoded(self, column: str, cells: StoredColumn) -> bytes | None:
+        """A window's bytes as `columns_digest` hashes them, or None when not certain."""
+        kinds = cells.kinds()
         kind = _TEXT if kinds == {str} else _NUMBER if kinds and kinds <= {int, float} \
             else None
         if kind is None or self._kinds.setdefault(column, kind) != kind:
             return None
         if kind == _NUMBER:
-            return np.array(values, dtype="<f8").tobytes()
-        joined = "\x00".join(values).encode()
+            values = cells.integers if cells.integers is not None else cells.values
+            return np.asarray(values, dtype="<f8").tobytes()
+        joined = cells.texts.replace(b"\x1f", b"\x00") if cells.texts is not None \
+            else "\x00".join(cells.values or []).encode()
         return joined if self._first_chunk(column) else b"\x00" + joined
 
     def _first_chunk(self, column: str) -> bool:
