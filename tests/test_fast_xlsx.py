@@ -41,3 +41,17 @@ def test_any_text_round_trips(tmp_path_factory, values: list[str]) -> None:
 
 def test_column_letters() -> None:
     assert [column_letter(i) for i in (1, 26, 27, 52, 703)] == ["A", "Z", "AA", "AZ", "AAA"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(alphabet=st.sampled_from(list("&<>\"'a é;#")), max_size=12))
+def test_escape_is_the_standard_librarys(text: str) -> None:
+    """The writer's own `escape` gives xml.sax.saxutils.escape's text (without importing it,
+    which pulls in urllib), with and without extra entities."""
+    from xml.sax.saxutils import escape as standard
+
+    from evalkit.io.xlsx import escape
+
+    quote = {'"': "&quot;"}
+    assert escape(text) == standard(text)
+    assert escape(text, quote) == standard(text, quote)

@@ -20,7 +20,6 @@ import re
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
-from xml.sax.saxutils import escape
 
 import numpy as np
 import pandas as pd
@@ -66,6 +65,15 @@ _LABELS = {"p_value": "p-value", "df": "df", "n_obs": "Observations",
            "consort": "CONSORT", "cace": "CACE", "smd": "SMD"}
 _PREFIXES = {"p": "Probability of", "n": "Number of"}
 _ISO_DATE = r"\d{4}-\d{2}-\d{2}"
+
+
+def escape(text: str, entities: Mapping[str, str] | None = None) -> str:
+    """`text` safe inside XML: &, < and > (and any of `entities`) replaced, as
+    `xml.sax.saxutils.escape` does (whose import pulls in urllib: 9 ms a command)."""
+    text = text.replace("&", "&amp;").replace(">", "&gt;").replace("<", "&lt;")
+    for character, entity in (entities or {}).items():
+        text = text.replace(character, entity)
+    return text
 
 
 def column_letter(index: int) -> str:
