@@ -43,9 +43,9 @@ def test_one_model_loads_only_what_it_needs(model):
     assert not unwanted, f"--model {model} imported {unwanted}"
 
 
-def test_the_monitor_chart_helper_loads_no_template_engine():
-    """The chart is drawn in a helper process that imports only the chart module (and
-    matplotlib when it draws): not Jinja, not pandas."""
+def test_the_monitor_chart_loads_no_template_engine():
+    """The chart module (SVG written from arrays) loads neither Jinja nor pandas, so a
+    monitoring run pays for neither when it draws the chart."""
     code = "import sys, evalkit.monitoring.chart\nprint(' '.join(sorted(sys.modules)))"
     loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                                 check=True).stdout.split())

@@ -1,5 +1,5 @@
 """One look per group in plots and pages, and SVG figures, without Jinja: the monitor's chart
-helper process imports only this (and matplotlib), not the template engine.
+module (SVG written straight from its arrays) imports only this, not the template engine.
 
 Every plot shows a group the same way: one colour-blind-safe colour (Okabe-Ito hues), marker
 and line style per group; pages add a GOV.UK-style tag (`evalkit.io.html`).
