@@ -200,3 +200,23 @@ def test_cells_that_are_not_text_are_checked_as_str_shows_them(cells: list) -> N
         assert roster.joined_text(frame["staff_id"]) == (expected, "\x00".join(expected))
     else:   # missing cells stay NaN in astype(str): the join fails as it did
         assert outcome(roster.joined_text, frame["staff_id"])[:2] == ("crash", "TypeError")
+
+
+@settings(max_examples=300, deadline=None)
+@given(ids=st.lists(st.text(alphabet="aAb 1", max_size=3), max_size=12), sort=st.booleans())
+def test_the_sorted_uniqueness_check_agrees_with_the_hash_table(ids: list[str],
+                                                                 sort: bool) -> None:
+    """`ascending_and_distinct` proves uniqueness only when it holds, and finds every sorted
+    set of unique IDs; `require_unique` then fails exactly when IDs repeat (case and spaces
+    ignored), sorted or not."""
+    keys = roster.identity_keys(pd.Series(sorted(ids) if sort else ids, dtype=object))
+    fast = roster.ascending_and_distinct(keys)
+    assert not fast or keys.is_unique
+    if keys.is_unique and keys.is_monotonic_increasing:
+        assert fast
+    frame = pd.DataFrame({"staff_id": keys.tolist()})
+    if keys.is_unique:
+        roster.require_unique(frame, "staff_id", Path("staff.csv"))
+    else:
+        with pytest.raises(InputError, match="duplicate ID"):
+            roster.require_unique(frame, "staff_id", Path("staff.csv"))
