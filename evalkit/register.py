@@ -223,10 +223,10 @@ def stored_columns(connection: sqlite3.Connection, name: str, columns: list[str]
     text < blob; no U+001F inside) or an integer; other windows are fetched cell by cell
     (all of them with `cell_by_cell`). At 1,000,000 rows this makes no object per cell."""
     declared = _declared_types(connection, name)
-    utf8 = connection.execute("PRAGMA encoding").fetchone()[0].upper() == "UTF-8"
-    joined = {column: "INT" in declared.get(column, "") for column in columns
-              if utf8 and not cell_by_cell and any(
-                  word in declared.get(column, "") for word in ("INT", "CHAR", "TEXT"))}
+    joinable = not cell_by_cell and \
+        connection.execute("PRAGMA encoding").fetchone()[0].upper() == "UTF-8"
+    joined = {column: "INT" in declared.get(column, "") for column in columns if joinable
+              and any(word in declared.get(column, "") for word in ("INT", "CHAR", "TEXT"))}
     for rows, after, last, aggregates in _aggregated_windows(connection, name, joined):
         window = {column: _joined_column(rows, found, integer=joined[column])
                   for column, found in aggregates.items()}

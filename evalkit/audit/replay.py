@@ -226,9 +226,10 @@ def _stored_text(register: Register, column: str, declared: dict[str, str]) -> n
     """One stored column as `_text` gives it: a TEXT column's values straight from SQLite
     (no frame in between), any other through pandas as before."""
     values = None
-    if declared[column] == "TEXT":
-        values = register.text_column("staff_allocation", column) \
-            or register.column("staff_allocation", column)
+    if declared[column] == "TEXT":  # joined by SQLite when all text, else cell by cell
+        values = register.text_column("staff_allocation", column)
+        if values is None:
+            values = register.column("staff_allocation", column)
     if values is None or not set(map(type, values)) <= {str, type(None)}:
         return _text(register.table("staff_allocation", [column])[column])
     if None in values:
